@@ -1,0 +1,1 @@
+//! ferrokube-client.

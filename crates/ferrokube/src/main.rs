@@ -1,0 +1,3 @@
+//! The ferrokube binary: command-line wiring only.
+
+fn main() {}
