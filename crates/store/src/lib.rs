@@ -17,10 +17,12 @@ mod compactor;
 pub mod etcd;
 pub mod memory;
 pub mod sqlite;
+mod watch;
 
 pub use compactor::Compactor;
 
-/// A cluster-wide revision. Revisions start at 1 and increase by one per successful write.
+/// A cluster-wide revision. Revisions increase by one per successful write (a TTL expiry is a
+/// write too). An empty embedded store is at 0 and its first write gets 1; an empty etcd is at 1.
 pub type Revision = i64;
 
 /// One stored key at one revision.
@@ -120,7 +122,13 @@ pub enum Error {
 impl Error {
     /// Whether trying the same call again may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Backend { retryable: true, .. })
+        matches!(
+            self,
+            Error::Backend {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -136,7 +144,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The name of the backend for logs and metrics ("sqlite", "etcd", "memory").
     fn name(&self) -> &'static str;
 
-    /// The newest revision in the store (0 for an empty store).
+    /// The newest revision in the store (0 for an empty embedded store, 1 for an empty etcd).
+    /// Never goes backwards, also across restarts.
     async fn current_revision(&self) -> Result<Revision>;
 
     /// The key at `revision` (0 = latest). Returns the revision the read was served at and the
@@ -146,7 +155,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Keys with the given prefix, in key order, as of `revision` (0 = latest), starting strictly
     /// after `start_after` (empty = from the beginning of the prefix), at most `limit` keys
-    /// (0 = no limit). Deleted keys are not returned.
+    /// (0 = no limit). Deleted keys are not returned. `Compacted` / `FutureRevision` as for
+    /// [`Backend::get`]. Paginate by listing again at the returned `revision` with `start_after`
+    /// set to the last key returned.
     async fn list(
         &self,
         prefix: &str,
@@ -173,23 +184,46 @@ pub trait Backend: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<Revision>;
 
-    /// Deletes `key` if its mod revision is `expected` (0 = whatever it is). Returns the deleted
-    /// key value and the revision of the delete. `NotFound` if absent, `Conflict` if changed.
+    /// Deletes `key` if its mod revision is `expected` (0 = whatever it is). Returns the revision
+    /// of the delete and the key value as it was just before the delete (with its own
+    /// `mod_revision`, not the delete's). `NotFound` if absent (whatever `expected` is),
+    /// `Conflict` (with the current value) if it changed.
     async fn delete(&self, key: &str, expected: Revision) -> Result<(Revision, KeyValue)>;
 
     /// Every change under `prefix` with a revision greater than `after`, first the stored history
     /// and then live changes, in order, with no gaps and no duplicates. The stream ends with a
     /// `Compacted` error if `after` is older than the compacted revision (or history is lost while
     /// the watcher lags); the caller then lists again. Dropping the stream cancels the watch.
+    ///
+    /// `after` equal to the compacted revision (or newer) always works; `after` below it fails.
+    /// Batches may also be progress notifications (no events), sent now and then when the store
+    /// moved on without a change under `prefix`; a watcher may take `revision` as seen. Every
+    /// event of one write arrives in one batch. The stream ends (without an error) when the
+    /// backend is dropped.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// Discards history older than `revision`: afterwards reads and watches at revisions below it
-    /// fail with `Compacted`; the latest value of every live key is kept. Idempotent; compacting
-    /// to an older revision than already compacted is a no-op. Returns the compacted revision.
+    /// fail with `Compacted`; the latest value of every live key is kept, and reads at `revision`
+    /// itself still work. Idempotent; compacting to an older revision than already compacted is
+    /// a no-op. Returns the compacted revision (the newer of `revision` and the one before).
+    /// `FutureRevision` if `revision` is newer than the store.
     async fn compact(&self, revision: Revision) -> Result<Revision>;
 
     /// The revision up to which history has been compacted (0 = none).
     async fn compacted_revision(&self) -> Result<Revision>;
+}
+
+/// The smallest key greater than every key starting with `prefix`, or None when no such key
+/// exists (empty prefix, or all bytes 0xff): the exclusive end of a prefix range.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// Opens the backend named by a datastore endpoint URL.
@@ -198,15 +232,17 @@ pub async fn open(endpoint: &str) -> Result<std::sync::Arc<dyn Backend>> {
         endpoint: endpoint.to_string(),
         reason: reason.to_string(),
     };
-    let (scheme, rest) = endpoint
-        .split_once("://")
-        .ok_or_else(|| invalid("expected sqlite://PATH, etcd://HOST:PORT[,HOST:PORT...] or memory://"))?;
+    let (scheme, rest) = endpoint.split_once("://").ok_or_else(|| {
+        invalid("expected sqlite://PATH, etcd://HOST:PORT[,HOST:PORT...] or memory://")
+    })?;
     match scheme {
         "sqlite" => {
             if rest.is_empty() {
                 return Err(invalid("sqlite:// needs a file path"));
             }
-            Ok(std::sync::Arc::new(sqlite::SqliteBackend::open(std::path::Path::new(rest))?))
+            Ok(std::sync::Arc::new(sqlite::SqliteBackend::open(
+                std::path::Path::new(rest),
+            )?))
         }
         "etcd" | "http" | "https" => {
             let hosts: Vec<String> = rest
@@ -217,7 +253,9 @@ pub async fn open(endpoint: &str) -> Result<std::sync::Arc<dyn Backend>> {
             if hosts.is_empty() {
                 return Err(invalid("etcd:// needs at least one host:port"));
             }
-            Ok(std::sync::Arc::new(etcd::EtcdBackend::connect(&hosts).await?))
+            Ok(std::sync::Arc::new(
+                etcd::EtcdBackend::connect(&hosts).await?,
+            ))
         }
         "memory" => Ok(std::sync::Arc::new(memory::MemoryBackend::new())),
         _ => Err(invalid("unknown scheme")),
