@@ -552,3 +552,58 @@ impl Backend for MemoryBackend {
         Ok(self.shared.state.lock().compacted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_follows_tokio_time_so_paused_tests_need_not_sleep() {
+        let store = MemoryBackend::new();
+        let created = store
+            .create(
+                "/leases/a",
+                Bytes::from_static(b"x"),
+                Some(Duration::from_secs(3600)),
+            )
+            .await
+            .unwrap();
+        let mut watch = store.watch("/leases/", created).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3599)).await;
+        assert!(store.get("/leases/a", 0).await.unwrap().1.is_some());
+        let batch = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("expired within the TTL")
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(batch.events[0].kind, EventType::Delete);
+        assert!(store.get("/leases/a", 0).await.unwrap().1.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_watch_gets_a_progress_notification_when_the_store_moves_elsewhere() {
+        let store = MemoryBackend::new();
+        let mut watch = store.watch("/registry/pods/", 0).await.unwrap();
+        let rev = store
+            .create("/registry/nodes/n1", Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+        let batch = tokio::time::timeout(watch::PROGRESS_INTERVAL * 2, watch.next())
+            .await
+            .expect("a progress notification")
+            .unwrap()
+            .unwrap();
+        assert!(batch.events.is_empty());
+        assert_eq!(batch.revision, rev);
+    }
+
+    #[tokio::test]
+    async fn watch_ends_when_the_backend_is_dropped() {
+        let store = MemoryBackend::new();
+        let mut watch = store.watch("/", 0).await.unwrap();
+        drop(store);
+        assert!(watch.next().await.is_none());
+    }
+}

@@ -749,6 +749,66 @@ mod sqlite_only {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compaction_deletes_history_in_chunks_while_writes_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Arc::new(SqliteBackend::open(&path).unwrap());
+        let mut revs = Vec::new();
+        for k in 0..5 {
+            revs.push(
+                store
+                    .create(&format!("/h/{k}"), v("0"), None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        // 5 keys x 600 updates: several compaction chunks of history.
+        for i in 1..=600 {
+            for (k, rev) in revs.iter_mut().enumerate() {
+                *rev = store
+                    .update(&format!("/h/{k}"), v(&i.to_string()), *rev, None)
+                    .await
+                    .unwrap();
+            }
+        }
+        store.create("/h/deleted", v("x"), None).await.unwrap();
+        store.delete("/h/deleted", 0).await.unwrap();
+        let target = store.current_revision().await.unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rev = store.create("/other", v("0"), None).await.unwrap();
+                for i in 0..200 {
+                    rev = store
+                        .update("/other", v(&i.to_string()), rev, None)
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        assert_eq!(store.compact(target).await.unwrap(), target);
+        writer.await.unwrap();
+
+        let rows_at_or_below: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM log WHERE rev <= ?1", [target], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            rows_at_or_below, 5,
+            "only the latest value of each live key is left"
+        );
+        let list = store.list("/h/", "", 0, target).await.unwrap();
+        assert_eq!(list.kvs.len(), 5);
+        assert!(list.kvs.iter().all(|kv| kv.value == v("600")));
+        assert_eq!(
+            store.get("/other", 0).await.unwrap().1.unwrap().value,
+            v("199")
+        );
+    }
+
     const CRASH_DB: &str = "FERROKUBE_STORE_CRASH_DB";
 
     /// Not a test: the child process of `kill_9_never_loses_an_acknowledged_write`. Writes in a
