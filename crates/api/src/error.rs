@@ -73,7 +73,11 @@ impl FieldError {
         }
     }
 
-    pub fn invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             kind: FieldErrorType::Invalid,
             field: field.into(),
@@ -90,8 +94,7 @@ impl FieldError {
         let detail = if supported.is_empty() {
             String::new()
         } else {
-            let quoted: Vec<String> =
-                supported.iter().map(|s| go_quote(s.as_ref())).collect();
+            let quoted: Vec<String> = supported.iter().map(|s| go_quote(s.as_ref())).collect();
             format!("supported values: {}", quoted.join(", "))
         };
         Self {
@@ -376,7 +379,11 @@ impl ApiError {
         Self::new(
             404,
             Reason::NotFound,
-            format!("{} {} not found", qualified(group, resource), go_quote(name)),
+            format!(
+                "{} {} not found",
+                qualified(group, resource),
+                go_quote(name)
+            ),
         )
         .with_details(group, resource, name)
     }
@@ -386,7 +393,11 @@ impl ApiError {
         Self::new(
             409,
             Reason::AlreadyExists,
-            format!("{} {} already exists", qualified(group, resource), go_quote(name)),
+            format!(
+                "{} {} already exists",
+                qualified(group, resource),
+                go_quote(name)
+            ),
         )
         .with_details(group, resource, name)
     }
@@ -454,15 +465,23 @@ impl ApiError {
         } else {
             format!("{} {}", qualified(group, resource), go_quote(name))
         };
-        Self::new(403, Reason::Forbidden, format!("{target} is forbidden: {why}"))
-            .with_details(group, resource, name)
+        Self::new(
+            403,
+            Reason::Forbidden,
+            format!("{target} is forbidden: {why}"),
+        )
+        .with_details(group, resource, name)
     }
 
     pub fn method_not_supported(group: &str, resource: &str, action: &str) -> Self {
         Self::new(
             405,
             Reason::MethodNotAllowed,
-            format!("{} is not supported on resources of kind {}", action, go_quote(&qualified(group, resource))),
+            format!(
+                "{} is not supported on resources of kind {}",
+                action,
+                go_quote(&qualified(group, resource))
+            ),
         )
         .with_details(group, resource, "")
     }
@@ -483,7 +502,9 @@ impl ApiError {
         Self::new(
             415,
             Reason::UnsupportedMediaType,
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type}"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf; got {content_type}"
+            ),
         )
     }
 
@@ -615,14 +636,21 @@ mod tests {
             "x",
             &[FieldError::required("spec.containers[0].image", "")],
         );
-        assert_eq!(one.message, r#"Pod "x" is invalid: spec.containers[0].image: Required value"#);
+        assert_eq!(
+            one.message,
+            r#"Pod "x" is invalid: spec.containers[0].image: Required value"#
+        );
         let two = ApiError::invalid(
             "apps",
             "Deployment",
             "d",
             &[
                 FieldError::invalid("metadata.name", "A", "bad"),
-                FieldError::not_supported("spec.strategy.type", "X", &["Recreate", "RollingUpdate"]),
+                FieldError::not_supported(
+                    "spec.strategy.type",
+                    "X",
+                    &["Recreate", "RollingUpdate"],
+                ),
             ],
         );
         assert_eq!(

@@ -28,9 +28,15 @@ pub enum Cell {
     /// kubectl's `HumanDuration` since the timestamp; `<unknown>` when absent.
     Age(Option<Timestamp>),
     /// Pod RESTARTS: `3` or `3 (5m ago)` when the last restart time is known.
-    Restarts { count: i64, last: Option<Timestamp> },
+    Restarts {
+        count: i64,
+        last: Option<Timestamp>,
+    },
     /// A duration that runs until `end` or, while `end` is None, until now (Job DURATION).
-    Elapsed { start: Timestamp, end: Option<Timestamp> },
+    Elapsed {
+        start: Timestamp,
+        end: Option<Timestamp>,
+    },
 }
 
 /// A row: its cells (one per column) and upstream's row conditions (pods mark Completed).
@@ -46,9 +52,14 @@ impl Cell {
         match self {
             Cell::Text(s) => Value::String(s.clone()),
             Cell::Int(i) => Value::from(*i),
-            Cell::Age(Some(t)) => Value::String(crate::time::human_duration(now.duration_since(*t))),
+            Cell::Age(Some(t)) => {
+                Value::String(crate::time::human_duration(now.duration_since(*t)))
+            }
             Cell::Age(None) => Value::String("<unknown>".into()),
-            Cell::Restarts { count, last: Some(t) } => Value::String(format!(
+            Cell::Restarts {
+                count,
+                last: Some(t),
+            } => Value::String(format!(
                 "{} ({} ago)",
                 count,
                 crate::time::human_duration(now.duration_since(*t))
@@ -102,7 +113,10 @@ pub fn default_row(obj: &Value) -> Row {
 }
 
 pub(crate) fn name_of(obj: &Value) -> String {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 pub(crate) fn creation_timestamp(obj: &Value) -> Option<Timestamp> {
