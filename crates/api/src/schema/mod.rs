@@ -144,6 +144,7 @@ pub struct FieldSchema {
 }
 
 /// Short names the generated table is written with.
+#[allow(dead_code)]
 mod codes {
     use super::*;
     pub const S: Wire = Wire::String;
