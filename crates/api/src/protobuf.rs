@@ -583,7 +583,7 @@ fn frac(v: u64, prec: u32) -> String {
         return whole.to_string();
     }
     let mut digits = prec as usize;
-    while f % 10 == 0 {
+    while f.is_multiple_of(10) {
         f /= 10;
         digits -= 1;
     }

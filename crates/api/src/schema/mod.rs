@@ -425,11 +425,12 @@ pub fn kinds() -> impl Iterator<
         .filter_map(|(g, v, k, i)| TYPES.get(*i as usize).map(|t| (*g, *v, *k, t)))
 }
 
+/// A (group, version) a kind is served in, with its type.
+pub type KindVersion = (&'static str, &'static str, &'static TypeSchema);
+
 /// The group versions a kind is served in, by kind alone (`Deployment` -> apps/v1).
-pub fn kinds_named(kind: &str) -> &'static [(&'static str, &'static str, &'static TypeSchema)] {
-    static BY_KIND: LazyLock<
-        HashMap<&'static str, Vec<(&'static str, &'static str, &'static TypeSchema)>>,
-    > = LazyLock::new(|| {
+pub fn kinds_named(kind: &str) -> &'static [KindVersion] {
+    static BY_KIND: LazyLock<HashMap<&'static str, Vec<KindVersion>>> = LazyLock::new(|| {
         let mut map: HashMap<_, Vec<_>> = HashMap::new();
         for (g, v, k, t) in kinds() {
             map.entry(k).or_default().push((g, v, t));

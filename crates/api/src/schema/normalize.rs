@@ -304,7 +304,7 @@ impl Walk<'_> {
             Special::IntOrString => match v {
                 Value::String(_) => {}
                 Value::Number(n) => {
-                    if !n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) {
+                    if n.as_i64().is_none_or(|i| i32::try_from(i).is_err()) {
                         self.invalid(
                             path,
                             format!(
