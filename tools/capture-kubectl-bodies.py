@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Record the request bodies real kubectl sends, for protobuf decoding fixtures.
+"""Record the request bodies real kubectl sends, for protobuf and patch fixtures.
 
 Serves just enough legacy discovery on 127.0.0.1 for `kubectl create ...` to find its
-resources, writes every POST body to OUTDIR/<n>-<resource>.bin, and answers 201 with a
-minimal object. Stdlib only.
+resources, writes every POST and PATCH body to OUTDIR/<n>-<resource>.bin (with the path and
+Content-Type in a .txt beside it), and answers with a minimal object. GETs of the objects
+in OBJECTS (a JSON file mapping URL paths to objects, optional third argument) return them,
+so `kubectl set image`, `rollout restart`, `cordon`, `taint` and `apply` can be recorded
+too. Stdlib only.
 
     python3 tools/capture-kubectl-bodies.py OUTDIR PORT &
     kubectl --server http://127.0.0.1:PORT --validate=false create configmap c --from-literal=a=b
@@ -14,6 +17,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 OUT, PORT = sys.argv[1], int(sys.argv[2])
+OBJECTS = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else {}
 
 CORE = [
     ("configmaps", "ConfigMap", True),
@@ -23,6 +27,7 @@ CORE = [
     ("serviceaccounts", "ServiceAccount", True),
     ("pods", "Pod", True),
     ("serviceaccounts/token", "TokenRequest", True),
+    ("nodes", "Node", False),
 ]
 GROUPS = {
     "apps/v1": [("deployments", "Deployment", True)],
@@ -66,6 +71,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path.split("?")[0]
+        if path in OBJECTS:
+            return self.reply(200, OBJECTS[path])
         if path == "/api":
             return self.reply(200, {"kind": "APIVersions", "versions": ["v1"]})
         if path == "/apis":
@@ -82,6 +89,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, resource_list(gv, res))
         self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound"})
 
+    def do_PATCH(self):
+        self.do_POST()
+
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(n)
@@ -91,6 +101,9 @@ class Handler(BaseHTTPRequestHandler):
             f.write(body)
         with open(f"{OUT}/{Handler.count:02d}-{resource}.txt", "w") as f:
             f.write(f"{self.path}\n{self.headers.get('Content-Type')}\n")
+        path = self.path.split("?")[0]
+        if path in OBJECTS:
+            return self.reply(200, OBJECTS[path])
         self.reply(201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})
 
     def log_message(self, *args):

@@ -1019,4 +1019,83 @@ mod tests {
             let _ = smp(POD, original.clone(), patch);
         }
     }
+
+    /// Patches recorded from kubectl 1.32 (tools/capture-kubectl-bodies.py) against the
+    /// objects in testdata/kubectl/patch-targets.json.
+    #[test]
+    fn patches_recorded_from_real_kubectl_apply_as_upstream_does() {
+        let targets: Value =
+            serde_json::from_str(include_str!("../../testdata/kubectl/patch-targets.json"))
+                .unwrap();
+        let deployment = &targets["/apis/apps/v1/namespaces/default/deployments/web"];
+        let node = &targets["/api/v1/nodes/n1"];
+        let parse = |s: &str| -> Value { serde_json::from_str(s).unwrap() };
+
+        let got = smp(
+            DEPLOYMENT,
+            deployment.clone(),
+            parse(include_str!("../../testdata/kubectl/set-image.smp.json")),
+        )
+        .unwrap();
+        assert_eq!(
+            got["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "a", "image": "a:1", "imagePullPolicy": "IfNotPresent"},
+                   {"name": "b", "image": "b:2", "imagePullPolicy": "IfNotPresent"}])
+        );
+
+        let got = smp(
+            DEPLOYMENT,
+            deployment.clone(),
+            parse(include_str!(
+                "../../testdata/kubectl/rollout-restart.smp.json"
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            got["spec"]["template"]["metadata"],
+            json!({"labels": {"app": "web"}, "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-23T12:10:57Z"}})
+        );
+
+        let got = smp(
+            NODE,
+            node.clone(),
+            parse(include_str!("../../testdata/kubectl/cordon.smp.json")),
+        )
+        .unwrap();
+        assert_eq!(got["spec"]["unschedulable"], json!(true));
+        assert_eq!(got["spec"]["podCIDR"], json!("10.244.0.0/24"));
+
+        let got = smp(
+            NODE,
+            node.clone(),
+            parse(include_str!("../../testdata/kubectl/taint.smp.json")),
+        )
+        .unwrap();
+        assert_eq!(
+            got["spec"]["taints"],
+            json!([{"effect": "NoExecute", "key": "new", "value": "y"}, {"effect": "NoSchedule", "key": "old", "value": "x"}])
+        );
+
+        // apply of a changed manifest: strategy switched to Recreate ($retainKeys drops
+        // rollingUpdate), container b deleted, an env var added to a.
+        let got = smp(
+            DEPLOYMENT,
+            deployment.clone(),
+            parse(include_str!(
+                "../../testdata/kubectl/apply-deployment.smp.json"
+            )),
+        )
+        .unwrap();
+        assert_eq!(got["spec"]["strategy"], json!({"type": "Recreate"}));
+        assert_eq!(
+            got["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "a", "image": "a:1", "imagePullPolicy": "IfNotPresent", "env": [{"name": "X", "value": "1"}]}])
+        );
+        assert_eq!(got["spec"]["replicas"], json!(1));
+        let applied =
+            got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+                .as_str()
+                .unwrap();
+        assert!(applied.contains("Recreate"));
+    }
 }
