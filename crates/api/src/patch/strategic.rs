@@ -1098,4 +1098,235 @@ mod tests {
                 .unwrap();
         assert!(applied.contains("Recreate"));
     }
+
+    /// Upstream's test vocabulary (`mergingList` merged by name, `mergingIntList` merged as a
+    /// set, `simpleMap`) mapped onto a Pod: containers (`value` is the image, `other` the
+    /// workingDir), finalizers and labels. Scalars become strings.
+    fn on_pod(abstract_doc: Value) -> Value {
+        fn s(v: &Value) -> Value {
+            match v {
+                Value::String(_) => v.clone(),
+                Value::Null => Value::Null,
+                other => Value::String(other.to_string()),
+            }
+        }
+        fn items(v: &Value) -> Value {
+            let Value::Array(list) = v else {
+                return v.clone();
+            };
+            Value::Array(
+                list.iter()
+                    .map(|item| match item {
+                        Value::Object(m) => Value::Object(
+                            m.iter()
+                                .map(|(k, v)| match k.as_str() {
+                                    "value" => ("image".to_string(), s(v)),
+                                    "other" => ("workingDir".to_string(), s(v)),
+                                    "$patch" => (k.clone(), v.clone()),
+                                    _ => (k.clone(), s(v)),
+                                })
+                                .collect(),
+                        ),
+                        scalar => s(scalar),
+                    })
+                    .collect(),
+            )
+        }
+        let (mut meta, mut spec) = (Map::new(), Map::new());
+        for (k, v) in abstract_doc.as_object().unwrap() {
+            let (target, key) = match k.as_str() {
+                "mergingList" => (&mut spec, "containers".to_string()),
+                "mergingIntList" => (&mut meta, "finalizers".to_string()),
+                "simpleMap" => (&mut meta, "labels".to_string()),
+                other if other.ends_with("/mergingList") => {
+                    (&mut spec, other.replace("mergingList", "containers"))
+                }
+                other => (&mut meta, other.replace("mergingIntList", "finalizers")),
+            };
+            let value = match v {
+                Value::Object(m) => {
+                    Value::Object(m.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+                }
+                other => items(other),
+            };
+            target.insert(key, value);
+        }
+        let mut out = Map::new();
+        if !meta.is_empty() {
+            out.insert("metadata".into(), Value::Object(meta));
+        }
+        if !spec.is_empty() {
+            out.insert("spec".into(), Value::Object(spec));
+        }
+        Value::Object(out)
+    }
+
+    /// Cases from upstream's strategicpatch patch_test.go (custom and raw test cases),
+    /// applied as upstream's testPatchApplication does: original + patch = expected.
+    #[test]
+    fn upstream_patch_application_cases() {
+        let ok = |v: Value| Ok::<Value, &str>(v);
+        let cases: Vec<(&str, Value, Value, std::result::Result<Value, &str>)> = vec![
+            (
+                "unique scalars when merging lists",
+                json!({"mergingIntList": [1, 2]}),
+                json!({"mergingIntList": [2, 3]}),
+                ok(json!({"mergingIntList": [1, 2, 3]})),
+            ),
+            (
+                "delete map from nested map",
+                json!({"simpleMap": {"key1": 1, "key2": 1}}),
+                json!({"simpleMap": {"$patch": "delete"}}),
+                ok(json!({"simpleMap": {}})),
+            ),
+            (
+                "delete all items from merging list",
+                json!({"mergingList": [{"name": 1}, {"name": 2}]}),
+                json!({"mergingList": [{"$patch": "replace"}]}),
+                ok(json!({"mergingList": []})),
+            ),
+            (
+                "merge empty merging lists",
+                json!({"mergingList": []}),
+                json!({"mergingList": []}),
+                ok(json!({"mergingList": []})),
+            ),
+            (
+                "delete all keys from map",
+                json!({"simpleMap": {"name": 1, "value": 1}}),
+                json!({"simpleMap": {"$patch": "replace"}}),
+                ok(json!({"simpleMap": {}})),
+            ),
+            (
+                "add key and delete all keys from map",
+                json!({"simpleMap": {"name": 1, "value": 1}}),
+                json!({"simpleMap": {"other": "a", "$patch": "replace"}}),
+                ok(json!({"simpleMap": {"other": "a"}})),
+            ),
+            (
+                "preserve the order from the patch in a merging list",
+                json!({"mergingList": [{"name": 1}, {"name": 2, "value": "b"}, {"name": 3}]}),
+                json!({"mergingList": [{"name": 3, "value": "c"}, {"name": 1, "value": "a"}, {"name": 2, "other": "x"}]}),
+                ok(
+                    json!({"mergingList": [{"name": 3, "value": "c"}, {"name": 1, "value": "a"},
+                                          {"name": 2, "value": "b", "other": "x"}]}),
+                ),
+            ),
+            (
+                "preserve the order from the patch in a merging list 2",
+                json!({"mergingList": [{"name": 1}, {"name": 2, "value": "b"}, {"name": 3}]}),
+                json!({"mergingList": [{"name": 3, "value": "c"}, {"name": 1, "value": "a"}]}),
+                ok(
+                    json!({"mergingList": [{"name": 2, "value": "b"}, {"name": 3, "value": "c"}, {"name": 1, "value": "a"}]}),
+                ),
+            ),
+            (
+                "preserve the order from the patch in a merging int list",
+                json!({"mergingIntList": [1, 2, 3]}),
+                json!({"mergingIntList": [3, 1, 2]}),
+                ok(json!({"mergingIntList": [3, 1, 2]})),
+            ),
+            (
+                "preserve the order from the patch in a merging int list (server-only item first)",
+                json!({"mergingIntList": [1, 2, 3]}),
+                json!({"mergingIntList": [3, 1]}),
+                ok(json!({"mergingIntList": [2, 3, 1]})),
+            ),
+            (
+                "$setElementOrder contains item that is not present in the list to be merged",
+                json!({"mergingList": [{"name": 1}, {"name": 3}]}),
+                json!({"$setElementOrder/mergingList": [{"name": 3}, {"name": 2}, {"name": 1}],
+                       "mergingList": [{"name": 3, "value": 3}, {"name": 1, "value": 1}]}),
+                ok(json!({"mergingList": [{"name": 3, "value": 3}, {"name": 1, "value": 1}]})),
+            ),
+            (
+                "$setElementOrder contains item that is not present in the int list to be merged",
+                json!({"mergingIntList": [1, 3]}),
+                json!({"$setElementOrder/mergingIntList": [3, 2, 1]}),
+                ok(json!({"mergingIntList": [3, 1]})),
+            ),
+            (
+                "should check if order in $setElementOrder and patch list match",
+                json!({"mergingList": [{"name": 1}, {"name": 3}, {"name": 2}]}),
+                json!({"$setElementOrder/mergingList": [{"name": 1}, {"name": 2}, {"name": 3}],
+                       "mergingList": [{"name": 3, "value": 3}, {"name": 1, "value": 1}]}),
+                Err("doesn't match"),
+            ),
+            (
+                "should check if order in $setElementOrder and patch int list match",
+                json!({"mergingIntList": [1, 3, 2]}),
+                json!({"$setElementOrder/mergingIntList": [1, 2, 3], "mergingIntList": [3, 1]}),
+                Err("doesn't match"),
+            ),
+            (
+                "missing merge key should error out",
+                json!({"mergingList": [{"name": 1, "value": "a"}]}),
+                json!({"mergingList": [{"value": "b"}]}),
+                Err("does not contain declared merge key"),
+            ),
+            (
+                "delete items in lists of scalars",
+                json!({"mergingIntList": [1, 2, 3, 4]}),
+                json!({"$setElementOrder/mergingIntList": [1, 2], "$deleteFromPrimitiveList/mergingIntList": [3]}),
+                ok(json!({"mergingIntList": [1, 2, 4]})),
+            ),
+            (
+                "delete all duplicate items in lists of scalars",
+                json!({"mergingIntList": [1, 2, 3, 3, 4]}),
+                json!({"$setElementOrder/mergingIntList": [1, 2], "$deleteFromPrimitiveList/mergingIntList": [3]}),
+                ok(json!({"mergingIntList": [1, 2, 4]})),
+            ),
+            (
+                "add and delete items in lists of scalars",
+                json!({"mergingIntList": [1, 2, 3, 4]}),
+                json!({"$setElementOrder/mergingIntList": [1, 2, 4], "$deleteFromPrimitiveList/mergingIntList": [3],
+                       "mergingIntList": [4]}),
+                ok(json!({"mergingIntList": [1, 2, 4]})),
+            ),
+            (
+                "merge lists of maps",
+                json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": 2, "other": "b"}]}),
+                json!({"$setElementOrder/mergingList": [{"name": 4}, {"name": 1}, {"name": 2}, {"name": 3}],
+                       "mergingList": [{"name": 4, "value": 4}, {"name": 3, "value": 3}]}),
+                ok(
+                    json!({"mergingList": [{"name": 4, "value": 4}, {"name": 1, "other": "a"},
+                                          {"name": 2, "value": 2, "other": "b"}, {"name": 3, "value": 3}]}),
+                ),
+            ),
+            (
+                "add field to map in merging list",
+                json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": 2, "other": "b"}]}),
+                json!({"$setElementOrder/mergingList": [{"name": 1}, {"name": 2}], "mergingList": [{"name": 1, "value": 1}]}),
+                ok(
+                    json!({"mergingList": [{"name": 1, "value": 1, "other": "a"}, {"name": 2, "value": 2, "other": "b"}]}),
+                ),
+            ),
+            (
+                "delete all maps from merging list",
+                json!({"mergingList": [{"name": 1}, {"name": 2}]}),
+                json!({"mergingList": [{"name": 1, "$patch": "delete"}, {"name": 2, "$patch": "delete"}]}),
+                ok(json!({"mergingList": []})),
+            ),
+            (
+                "delete field from nested map",
+                json!({"simpleMap": {"key1": 1, "key2": 1, "other": "a"}}),
+                json!({"simpleMap": {"key2": null}}),
+                ok(json!({"simpleMap": {"key1": 1, "other": "a"}})),
+            ),
+        ];
+        for (description, original, patch, want) in cases {
+            let got = smp(POD, on_pod(original), on_pod(patch));
+            match want {
+                Ok(want) => assert_eq!(
+                    got.unwrap_or_else(|e| panic!("{description}: {e}")),
+                    on_pod(want),
+                    "{description}"
+                ),
+                Err(fragment) => {
+                    let err = got.expect_err(description).to_string();
+                    assert!(err.contains(fragment), "{description}: {err}");
+                }
+            }
+        }
+    }
 }
