@@ -350,9 +350,19 @@ def squash(name: str) -> str:
     return name.replace("_", "").lower()
 
 
+# Go initialisms that the API's JSON names keep in capitals (`podIP`, `nodeUID`).
+INITIALISMS = {"ip", "ips", "id", "uid", "tls", "api", "url", "urls", "cidr", "dns", "fqdn"}
+
+
 def lower_camel(rust: str) -> str:
     parts = rust.split("_")
-    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+    def word(p: str) -> str:
+        if p in INITIALISMS:
+            return p[:-1].upper() + "s" if p.endswith("s") and p[:-1] in INITIALISMS else p.upper()
+        return p[:1].upper() + p[1:]
+
+    return parts[0] + "".join(word(p) for p in parts[1:])
 
 
 def canonical_guess(module: tuple[str, ...], name: str) -> str:
@@ -374,6 +384,10 @@ def main() -> None:
     for t in oa:
         for r, j in t.json_by_rust.items():
             global_json.setdefault(norm_rust(r), set()).add(j)
+    global_squashed: dict[str, set[str]] = {}
+    for t in oa:
+        for j in t.json_by_rust.values():
+            global_squashed.setdefault(squash(j), set()).add(j)
     # Same simple type name in another version of the same group.
     oa_by_group_name: dict[tuple[str, ...], list[OaType]] = {}
     for t in oa:
@@ -419,8 +433,15 @@ def main() -> None:
             j = sib_names.get(f.rust)
             if j is None:
                 cands = global_json.get(f.rust, set())
+                spelled_as = global_squashed.get(squash(f.rust), set())
                 if len(cands) == 1:
                     j = next(iter(cands))
+                elif len(spelled_as) == 1 and any(
+                    len(seg) <= 2 or any(ch.isdigit() for ch in seg) for seg in f.rust.split("_")[1:]
+                ):
+                    # prost splits acronyms (`non_resource_ur_ls`); the JSON spelling of the
+                    # same letters elsewhere in the API (`nonResourceURLs`) is the right one.
+                    j = next(iter(spelled_as))
                 else:
                     j = lower_camel(f.rust)
                     if f.rust != j:
@@ -547,6 +568,12 @@ def main() -> None:
         kinds.append(("", "v1", k, i))
         kinds.append(("meta.k8s.io", "v1", k, i))
     kinds = sorted(set(kinds))
+
+    known = {(s.canonical, f.json) for s in pb for f in s.fields}
+    for ty, names in POINTER_SCALARS.items():
+        for n in names:
+            if (ty, n) not in known:
+                report.append(f"POINTER_SCALARS names a field the table lacks: {ty}.{n}")
 
     write_rust(pb, order, pos, idx_by_key, special, kinds, report)
 
