@@ -2,7 +2,7 @@
 """Record the request bodies real kubectl sends, for protobuf and patch fixtures.
 
 Serves just enough legacy discovery on 127.0.0.1 for `kubectl create ...` to find its
-resources, writes every POST and PATCH body to OUTDIR/<n>-<resource>.bin (with the path and
+resources, writes every POST, PATCH and DELETE body to OUTDIR/<n>-<resource>.bin (with the path and
 Content-Type in a .txt beside it), and answers with a minimal object. GETs of the objects
 in OBJECTS (a JSON file mapping URL paths to objects, optional third argument) return them,
 so `kubectl set image`, `rollout restart`, `cordon`, `taint` and `apply` can be recorded
@@ -90,6 +90,9 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound"})
 
     def do_PATCH(self):
+        self.do_POST()
+
+    def do_DELETE(self):
         self.do_POST()
 
     def do_POST(self):

@@ -1467,4 +1467,22 @@ mod tests {
             assert_eq!(decode_object(&encode_object(&got).unwrap()).unwrap(), want);
         }
     }
+
+    #[test]
+    fn delete_options_decode_under_any_group_version() {
+        let opts = meta::DeleteOptions {
+            grace_period_seconds: Some(0),
+            propagation_policy: s("Background"),
+            dry_run: vec![],
+            ..Default::default()
+        };
+        for api_version in ["v1", "apps/v1", "meta.k8s.io/v1"] {
+            let got = decode_object(&body(api_version, "DeleteOptions", &opts)).unwrap();
+            assert_eq!(
+                got,
+                json!({"apiVersion": api_version, "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                       "propagationPolicy": "Background"})
+            );
+        }
+    }
 }
