@@ -1,0 +1,254 @@
+//! Per-kind rules of the generic registry, as upstream's `RESTCreateStrategy` /
+//! `RESTUpdateStrategy` / `RESTDeleteStrategy` implementations define them: what create resets,
+//! how the main resource and its status subresource split an update, which kinds may be created
+//! by an update, how pods are deleted gracefully, and what a completed delete returns.
+
+use ferrokube_api::resources::ResourceInfo;
+use serde_json::{Value, json};
+
+use crate::object;
+
+/// Resets what a client may not set on create: the status, to what upstream's
+/// `PrepareForCreate` leaves (Go marshals the zero value of each status struct, so empty
+/// statuses of workloads still carry their non-omitempty counters).
+pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, now: &str) {
+    let Some(o) = obj.as_object_mut() else { return };
+    let status = match (info.group, info.resource) {
+        ("", "pods") => {
+            let qos = qos_class(o.get("spec").unwrap_or(&Value::Null));
+            json!({"phase": "Pending", "qosClass": qos})
+        }
+        ("", "namespaces") => json!({"phase": "Active"}),
+        ("", "services") | ("networking.k8s.io", "ingresses") => json!({"loadBalancer": {}}),
+        ("", "persistentvolumes") => json!({"phase": "Pending", "lastPhaseTransitionTime": now}),
+        ("", "persistentvolumeclaims") => json!({"phase": "Pending"}),
+        ("", "replicationcontrollers") | ("apps", "replicasets") => json!({"replicas": 0}),
+        ("apps", "statefulsets") => json!({"availableReplicas": 0, "replicas": 0}),
+        ("apps", "daemonsets") => json!({
+            "currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+            "numberMisscheduled": 0, "numberReady": 0,
+        }),
+        ("autoscaling", "horizontalpodautoscalers") => json!({"desiredReplicas": 0}),
+        ("policy", "poddisruptionbudgets") => json!({
+            "currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0,
+        }),
+        ("apps", "deployments")
+        | ("batch", "jobs" | "cronjobs")
+        | ("", "resourcequotas")
+        | ("certificates.k8s.io", "certificatesigningrequests") => json!({}),
+        _ => return,
+    };
+    o.insert("status".into(), status);
+}
+
+/// Splits an update between the main resource and a subresource: an update of the main
+/// resource keeps the stored status; an update of `status` keeps everything but the status.
+pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value, subresource: &str) {
+    match subresource {
+        "status" => {
+            let status = new.get("status").cloned();
+            let mut merged = old.clone();
+            if let Some(o) = merged.as_object_mut() {
+                match status {
+                    Some(s) => {
+                        o.insert("status".into(), s);
+                    }
+                    None => {
+                        o.remove("status");
+                    }
+                }
+            }
+            // Status writers may still change labels, annotations and ownership on some kinds;
+            // upstream resets metadata for status updates of every kind we serve.
+            if let (Some(m), Some(nm)) = (merged.get_mut("metadata"), new.get("metadata")) {
+                if let Some(rv) = nm.get("resourceVersion") {
+                    m["resourceVersion"] = rv.clone();
+                }
+            }
+            *new = merged;
+        }
+        "" if info.has_status() => match old.get("status") {
+            Some(s) => {
+                new["status"] = s.clone();
+            }
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        },
+        _ => {}
+    }
+    if info.resource == "pods" && subresource == "status" {
+        // qosClass is computed from the spec and may not be changed by status writers.
+        if let Some(q) = old.pointer("/status/qosClass").cloned() {
+            new["status"]["qosClass"] = q;
+        }
+    }
+}
+
+/// Whether PUT of a missing object creates it (upstream `AllowCreateOnUpdate`).
+pub fn allow_create_on_update(info: &ResourceInfo) -> bool {
+    matches!(
+        (info.group, info.resource),
+        ("", "endpoints" | "events" | "limitranges")
+            | ("events.k8s.io", "events")
+            | ("coordination.k8s.io", "leases")
+            | ("rbac.authorization.k8s.io", _)
+    )
+}
+
+/// Whether a completed delete answers with the deleted object rather than a Status.
+pub fn returns_deleted_object(info: &ResourceInfo) -> bool {
+    matches!((info.group, info.resource), ("", "pods" | "namespaces" | "services" | "persistentvolumes" | "persistentvolumeclaims"))
+}
+
+/// The propagation policy a delete uses when the client names none.
+pub fn default_propagation(info: &ResourceInfo) -> &'static str {
+    match (info.group, info.resource) {
+        // Kept from the v1 API for compatibility, as upstream does.
+        ("", "replicationcontrollers") => "Orphan",
+        _ => "Background",
+    }
+}
+
+/// The grace period a delete gets, or None when the object is removed at once. Pods bound to a
+/// node and not finished get `gracePeriodSeconds` (default: the pod's
+/// `terminationGracePeriodSeconds`) so the kubelet can stop their containers.
+pub fn graceful_delete_seconds(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Option<i64> {
+    if info.resource != "pods" || !info.group.is_empty() {
+        return None;
+    }
+    let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let default = obj
+        .pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(30);
+    let mut grace = requested.unwrap_or(default).max(0);
+    if node.is_empty() || phase == "Succeeded" || phase == "Failed" {
+        grace = 0;
+    }
+    // A negative request means "use the default", 0 means "now".
+    if requested == Some(0) {
+        grace = 0;
+    }
+    (grace > 0).then_some(grace)
+}
+
+/// Namespaces are deleted in two steps: the namespace controller empties them, then removes
+/// the `kubernetes` finalizer.
+pub fn namespace_on_delete(obj: &mut Value) {
+    obj["status"]["phase"] = json!("Terminating");
+}
+
+/// Upstream's `GetPodQOS`: Guaranteed when every container has equal cpu and memory requests
+/// and limits, BestEffort when none has any, Burstable otherwise.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        let has = |m: Option<&serde_json::Map<String, Value>>, k: &str| {
+            m.and_then(|m| m.get(k)).and_then(Value::as_str).is_some_and(|q| !is_zero_quantity(q))
+        };
+        for r in ["cpu", "memory"] {
+            if has(req, r) || has(lim, r) {
+                any = true;
+            }
+            let (rq, lq) = (
+                req.and_then(|m| m.get(r)).and_then(Value::as_str),
+                lim.and_then(|m| m.get(r)).and_then(Value::as_str),
+            );
+            match (rq, lq) {
+                (_, None) => guaranteed = false,
+                (Some(a), Some(b)) if !same_quantity(a, b) => guaranteed = false,
+                _ => {}
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn is_zero_quantity(q: &str) -> bool {
+    q.trim_start_matches(['+', '-']).chars().take_while(|c| c.is_ascii_digit() || *c == '.').all(|c| c == '0' || c == '.')
+}
+
+fn same_quantity(a: &str, b: &str) -> bool {
+    a == b || (parse_milli(a).is_some() && parse_milli(a) == parse_milli(b))
+}
+
+/// A quantity in thousandths, for comparisons (None when it does not parse).
+fn parse_milli(q: &str) -> Option<i128> {
+    let idx = q.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(q.len());
+    let (num, suffix) = q.split_at(idx);
+    let mult: i128 = match suffix {
+        "" => 1000,
+        "m" => 1,
+        "k" => 1_000_000,
+        "M" => 1_000_000_000,
+        "G" => 1_000_000_000_000,
+        "T" => 1_000_000_000_000_000,
+        "Ki" => 1024 * 1000,
+        "Mi" => 1024 * 1024 * 1000,
+        "Gi" => 1024 * 1024 * 1024 * 1000,
+        "Ti" => 1024_i128.pow(4) * 1000,
+        _ => return None,
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut v = int * mult;
+    if !frac.is_empty() {
+        let f: i128 = frac.parse().ok()?;
+        v += f * mult / 10_i128.pow(frac.len() as u32);
+    }
+    Some(v)
+}
+
+/// Bumps `metadata.generation` when the spec changed (kinds that track it).
+pub fn bump_generation(info: &ResourceInfo, new: &mut Value, old: &Value) {
+    if !info.tracks_generation {
+        return;
+    }
+    let g = object::generation(old).max(1);
+    let next = if object::spec_equal(new, old) { g } else { g + 1 };
+    object::set_meta(new, "generation", next);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes_follow_requests_and_limits() {
+        let none = json!({"containers": [{"name": "a", "image": "x"}]});
+        assert_eq!(qos_class(&none), "BestEffort");
+        let equal = json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}]});
+        assert_eq!(qos_class(&equal), "Guaranteed");
+        let some = json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]});
+        assert_eq!(qos_class(&some), "Burstable");
+    }
+
+    #[test]
+    fn only_bound_running_pods_get_a_grace_period() {
+        let pods = ferrokube_api::resources::find("", "v1", "pods").unwrap();
+        let unbound = json!({"spec": {}, "status": {"phase": "Pending"}});
+        assert_eq!(graceful_delete_seconds(pods, &unbound, None), None);
+        let bound = json!({"spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 30}, "status": {"phase": "Running"}});
+        assert_eq!(graceful_delete_seconds(pods, &bound, None), Some(30));
+        assert_eq!(graceful_delete_seconds(pods, &bound, Some(5)), Some(5));
+        assert_eq!(graceful_delete_seconds(pods, &bound, Some(0)), None);
+    }
+}
