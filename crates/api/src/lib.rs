@@ -8,6 +8,7 @@
 
 pub mod defaults;
 pub mod error;
+pub mod managed_fields;
 pub mod patch;
 pub mod printers;
 pub mod protobuf;

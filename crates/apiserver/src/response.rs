@@ -162,14 +162,9 @@ pub fn column_json(cols: &[Column]) -> Value {
 /// One table row's JSON: cells rendered at `now`, plus the row object.
 pub fn write_row(buf: &mut BytesMut, row: &Row, now: Timestamp, include: IncludeObject, meta: &[u8], obj: &[u8], v1beta1: bool) {
     buf.put_slice(b"{\"cells\":");
-    let cells: Vec<Value> = row.cells.iter().map(|c| c.render(now)).collect();
-    buf.put_slice(&serde_json::to_vec(&cells).unwrap_or_default());
+    buf.put_slice(&serde_json::to_vec(&row.render_cells(now)).unwrap_or_default());
     if !row.conditions.is_empty() {
-        let conds: Vec<Value> = row
-            .conditions
-            .iter()
-            .map(|(t, s)| json!({"type": t, "status": s}))
-            .collect();
+        let conds: Vec<Value> = row.conditions.iter().map(|c| c.render()).collect();
         buf.put_slice(b",\"conditions\":");
         buf.put_slice(&serde_json::to_vec(&conds).unwrap_or_default());
     }

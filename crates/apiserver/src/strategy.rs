@@ -44,6 +44,48 @@ pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, now: &str) {
 /// Splits an update between the main resource and a subresource: an update of the main
 /// resource keeps the stored status; an update of `status` keeps everything but the status.
 pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value, subresource: &str) {
+    let keep_only = |new: &mut Value, pointer: &str| {
+        let mut merged = old.clone();
+        match new.pointer(pointer).cloned() {
+            Some(v) => {
+                if let Some(slot) = pointer_parent_insert(&mut merged, pointer) {
+                    *slot = v;
+                }
+            }
+            None => remove_pointer(&mut merged, pointer),
+        }
+        if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+            merged["metadata"]["resourceVersion"] = rv;
+        }
+        *new = merged;
+    };
+    match subresource {
+        "finalize" => return keep_only(new, "/spec/finalizers"),
+        "approval" => return keep_only(new, "/status/conditions"),
+        "ephemeralcontainers" => return keep_only(new, "/spec/ephemeralContainers"),
+        "resize" => {
+            // Only container resources may change through resize.
+            let wanted = new.pointer("/spec/containers").cloned();
+            let mut merged = old.clone();
+            if let (Some(Value::Array(w)), Some(Value::Array(cs))) = (wanted, merged.pointer_mut("/spec/containers").map(|v| v.take())) {
+                let mut cs = cs;
+                for c in cs.iter_mut() {
+                    if let Some(src) = w.iter().find(|x| x.get("name") == c.get("name")) {
+                        if let Some(r) = src.get("resources") {
+                            c["resources"] = r.clone();
+                        }
+                    }
+                }
+                merged["spec"]["containers"] = Value::Array(cs);
+            }
+            if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+                merged["metadata"]["resourceVersion"] = rv;
+            }
+            *new = merged;
+            return;
+        }
+        _ => {}
+    }
     match subresource {
         "status" => {
             let status = new.get("status").cloned();
@@ -83,6 +125,25 @@ pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value, sub
         // qosClass is computed from the spec and may not be changed by status writers.
         if let Some(q) = old.pointer("/status/qosClass").cloned() {
             new["status"]["qosClass"] = q;
+        }
+    }
+}
+
+fn pointer_parent_insert<'a>(v: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
+    let mut cur = v;
+    for seg in pointer.trim_start_matches('/').split('/') {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        cur = cur.as_object_mut()?.entry(seg.to_string()).or_insert(Value::Null);
+    }
+    Some(cur)
+}
+
+fn remove_pointer(v: &mut Value, pointer: &str) {
+    if let Some((parent, last)) = pointer.rsplit_once('/') {
+        if let Some(p) = v.pointer_mut(if parent.is_empty() { "" } else { parent }).and_then(Value::as_object_mut) {
+            p.remove(last);
         }
     }
 }

@@ -440,6 +440,14 @@ pub fn kinds_named(kind: &str) -> &'static [KindVersion] {
     BY_KIND.get(kind).map_or(&[], |v| v.as_slice())
 }
 
+/// The schema of an object's own kind, from its `apiVersion` and `kind`.
+pub fn kind_type_of(obj: &serde_json::Value) -> Option<&'static TypeSchema> {
+    let av = obj.get("apiVersion").and_then(serde_json::Value::as_str)?;
+    let kind = obj.get("kind").and_then(serde_json::Value::as_str)?;
+    let (g, v) = split_api_version(av);
+    kind_type(g, v, kind)
+}
+
 /// Splits an apiVersion into (group, version): `apps/v1` -> (`apps`, `v1`), `v1` -> (``, `v1`).
 pub fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {

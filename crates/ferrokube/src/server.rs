@@ -1,0 +1,112 @@
+//! `ferrokube server`: PKI and kubeconfig on first start, the datastore, the API server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use ferrokube_apiserver::{ApiServer, Config};
+use ferrokube_bootstrap::{kubeconfig, pki};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Where the server keeps its state: pki/, db/, admin.kubeconfig.
+    #[arg(long, default_value = "/var/lib/ferrokube")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// HTTPS port (0 picks a free one).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Datastore: sqlite://PATH (default DATA_DIR/db/state.db), etcd://HOST:PORT[,...], memory://
+    #[arg(long)]
+    datastore_endpoint: Option<String>,
+    /// Where to write the admin kubeconfig (default DATA_DIR/admin.kubeconfig).
+    #[arg(long)]
+    write_kubeconfig: Option<PathBuf>,
+    /// Extra names or addresses for the serving certificate.
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// How often old revisions are compacted away.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    compaction_interval: Duration,
+    /// Run only the control plane, without a node agent on this host.
+    #[arg(long)]
+    disable_agent: bool,
+}
+
+/// `300ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let data_dir = &args.data_dir;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let pki = pki::Pki::load_or_create(&data_dir.join("pki"))?;
+    let bind = args.bind_address.to_string();
+    let sans = pki::default_sans(&bind, "10.96.0.1", &args.tls_san);
+    let serving = pki.ensure_serving(&sans)?;
+    let admin = pki.ensure_client("admin", "kubernetes-admin", &["system:masters"])?;
+
+    let endpoint = args
+        .datastore_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("db").join("state.db").display()));
+    let store = ferrokube_store::open(&endpoint)
+        .await
+        .with_context(|| format!("opening datastore {endpoint}"))?;
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind_address, args.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", args.bind_address, args.port))?;
+    let local = listener.local_addr()?;
+    let host = if args.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { bind.clone() };
+    let url_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+    let server_url = format!("https://{url_host}:{}", local.port());
+
+    let kubeconfig_path = args.write_kubeconfig.clone().unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    kubeconfig::write_client_cert_kubeconfig(&kubeconfig_path, "kubernetes", &server_url, &pki.ca.cert_pem, "kubernetes-admin", &admin)?;
+
+    let cancel = CancellationToken::new();
+    let config = Config {
+        advertise_address: format!("{url_host}:{}", local.port()),
+        serving_cert_pem: serving.cert_pem,
+        serving_key_pem: serving.key_pem,
+        client_ca_pem: pki.ca.cert_pem.clone(),
+        compaction_interval: args.compaction_interval,
+    };
+    let srv = ApiServer::new(config, store, cancel.clone()).await?;
+    tracing::info!(url = %server_url, kubeconfig = %kubeconfig_path.display(), datastore = %endpoint, "API server ready");
+    if !args.disable_agent {
+        tracing::info!("no node agent yet in this build: running the control plane only");
+    }
+    let serve = tokio::spawn(srv.serve(listener, cancel.clone()));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
