@@ -17,6 +17,7 @@ mod compactor;
 pub mod etcd;
 pub mod memory;
 pub mod sqlite;
+pub mod testing;
 mod watch;
 
 pub use compactor::Compactor;

@@ -4,9 +4,8 @@
 //! started by the test. Then sqlite-only tests: restart, crash (kill -9) and TTL across restart.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,74 +43,13 @@ async fn sqlite_fixture() -> Fixture {
     }
 }
 
-const ETCD: &str = "/usr/bin/etcd";
-
-/// A real etcd on loopback ports, killed (by PID) when dropped, also when the test panics.
-struct EtcdProcess {
-    child: Child,
-    endpoint: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for EtcdProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free loopback port")
-        .port()
-}
-
-impl EtcdProcess {
-    fn start() -> EtcdProcess {
-        assert!(
-            Path::new(ETCD).exists(),
-            "{ETCD} is missing: the etcd conformance tests need a real etcd; \
-             install it with `apt-get install etcd-server`"
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (client, peer) = (free_port(), free_port());
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = dir.path().join("etcd.log");
-        let log_file = std::fs::File::create(&log).expect("etcd log file");
-        let child = Command::new(ETCD)
-            .arg("--name=default")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={client_url}"))
-            .arg(format!("--advertise-client-urls={client_url}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=default={peer_url}"))
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start etcd");
-        EtcdProcess {
-            child,
-            endpoint: client_url,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
+use ferrokube_store::testing::EtcdProcess;
 
 async fn etcd_fixture() -> Fixture {
     let mut etcd = EtcdProcess::start();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(Some(status)) = etcd.child.try_wait() {
+        if let Some(status) = etcd.exited() {
             panic!("etcd exited with {status}:\n{}", etcd.log());
         }
         if let Ok(backend) = EtcdBackend::connect(std::slice::from_ref(&etcd.endpoint)).await
