@@ -161,7 +161,11 @@ pub fn allow_create_on_update(info: &ResourceInfo) -> bool {
 
 /// Whether a completed delete answers with the deleted object rather than a Status.
 pub fn returns_deleted_object(info: &ResourceInfo) -> bool {
-    matches!((info.group, info.resource), ("", "pods" | "namespaces" | "services" | "persistentvolumes" | "persistentvolumeclaims"))
+    matches!(
+        (info.group, info.resource),
+        ("", "pods" | "services" | "serviceaccounts" | "persistentvolumes" | "persistentvolumeclaims" | "podtemplates" | "resourcequotas")
+            | ("storage.k8s.io", "storageclasses")
+    )
 }
 
 /// The propagation policy a delete uses when the client names none.
