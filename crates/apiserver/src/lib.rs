@@ -1,1 +1,2 @@
 //! ferrokube-apiserver.
+pub mod openapi;

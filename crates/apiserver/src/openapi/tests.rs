@@ -1,0 +1,370 @@
+use super::*;
+use serde_json::Value;
+
+fn v3(path: &str) -> Value {
+    let (data, _) = v3_document(path).expect(path);
+    serde_json::from_slice(&data).expect("v3 document is JSON")
+}
+
+fn v2() -> Value {
+    serde_json::from_slice(&v2_json()).expect("v2 document is JSON")
+}
+
+/// Every `$ref` in a document, as written.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_index_points_at_every_group_version_with_its_hash() {
+    let index: Value = serde_json::from_slice(&v3_index()).unwrap();
+    let paths = index["paths"].as_object().unwrap();
+    for key in [
+        "api",
+        "api/v1",
+        "apis",
+        "apis/apps",
+        "apis/apps/v1",
+        "apis/autoscaling/v2",
+    ] {
+        let url = paths[key]["serverRelativeURL"].as_str().unwrap();
+        let (_, hash) = v3_document(key).unwrap();
+        assert_eq!(url, format!("/openapi/v3/{key}?hash={hash}"));
+        assert_eq!(hash.len(), 128, "SHA-512 in hex");
+        assert!(
+            hash.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        );
+    }
+    assert!(v3_document("apis/nope/v1").is_none());
+}
+
+#[test]
+fn the_hash_is_the_sha512_of_the_served_bytes() {
+    let (data, hash) = v3_document("apis/apps/v1").unwrap();
+    assert_eq!(etag(&data), hash);
+}
+
+#[test]
+fn every_served_kind_has_a_patch_operation_declaring_field_validation() {
+    for (group, version) in definitions::served_group_versions() {
+        let path = if group.is_empty() {
+            format!("api/{version}")
+        } else {
+            format!("apis/{group}/{version}")
+        };
+        let doc = v3(&path);
+        for info in resources::in_group_version(group, version) {
+            if !info.allows("patch") {
+                continue;
+            }
+            let found = doc["paths"].as_object().unwrap().values().any(|item| {
+                let Some(patch) = item.get("patch") else {
+                    return false;
+                };
+                let gvk = &patch["x-kubernetes-group-version-kind"];
+                gvk["group"] == info.group
+                    && gvk["version"] == info.version
+                    && gvk["kind"] == info.kind
+                    && patch["parameters"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+            });
+            assert!(found, "{path} {}", info.kind);
+        }
+    }
+}
+
+#[test]
+fn patch_operations_declare_what_server_side_apply_needs() {
+    let doc = v3("api/v1");
+    let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
+    let names: Vec<&str> = patch["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["dryRun", "fieldManager", "fieldValidation", "force"]
+    );
+    assert_eq!(patch["operationId"], "patchCoreV1NamespacedPod");
+    assert_eq!(patch["x-kubernetes-action"], "patch");
+    let content = patch["requestBody"]["content"].as_object().unwrap();
+    assert!(content.contains_key("application/apply-patch+yaml"));
+    assert!(content.contains_key("application/strategic-merge-patch+json"));
+}
+
+#[test]
+fn every_reference_resolves_within_its_document() {
+    for path in v3_paths() {
+        let doc = v3(&path);
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        for r in all {
+            let name = r.strip_prefix("#/components/schemas/").expect(&r);
+            assert!(schemas.contains_key(name), "{path}: {name}");
+        }
+    }
+    let doc = v2();
+    let defs = doc["definitions"].as_object().unwrap();
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/definitions/").expect(&r);
+        assert!(defs.contains_key(name), "v2: {name}");
+    }
+}
+
+#[test]
+fn pod_schema_is_named_as_upstream_with_its_group_version_kind() {
+    let doc = v3("api/v1");
+    let pod = &doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
+    assert_eq!(
+        pod["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "", "kind": "Pod", "version": "v1"}])
+    );
+    assert!(
+        pod["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Pod is a collection")
+    );
+    assert!(
+        pod.get("required").is_none(),
+        "upstream requires no metadata"
+    );
+    let list = &doc["components"]["schemas"]["io.k8s.api.core.v1.PodList"];
+    assert_eq!(list["required"], serde_json::json!(["items"]));
+    assert_eq!(
+        list["x-kubernetes-group-version-kind"][0]["kind"],
+        "PodList"
+    );
+}
+
+#[test]
+fn containers_carry_the_strategic_merge_and_list_markers() {
+    let doc = v3("api/v1");
+    let containers =
+        &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(containers["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        containers["x-kubernetes-list-map-keys"],
+        serde_json::json!(["name"])
+    );
+    let volumes =
+        &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
+    assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+    let reference = &doc["components"]["schemas"]["io.k8s.api.core.v1.LocalObjectReference"];
+    assert_eq!(reference["x-kubernetes-map-type"], "atomic");
+}
+
+#[test]
+fn container_port_is_a_required_integer() {
+    let doc = v3("api/v1");
+    let port = &doc["components"]["schemas"]["io.k8s.api.core.v1.ContainerPort"];
+    assert_eq!(port["properties"]["containerPort"]["type"], "integer");
+    assert_eq!(port["properties"]["containerPort"]["format"], "int32");
+    assert_eq!(port["required"], serde_json::json!(["containerPort"]));
+}
+
+#[test]
+fn references_with_descriptions_are_wrapped_in_all_of_in_v3_and_not_in_v2() {
+    let doc = v3("apis/apps/v1");
+    let spec = &doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["properties"]["spec"];
+    assert_eq!(
+        spec["allOf"],
+        serde_json::json!([{"$ref": "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"}])
+    );
+    assert!(spec["description"].is_string());
+    let doc = v2();
+    let spec = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"]["properties"]["spec"];
+    assert_eq!(
+        spec["$ref"],
+        "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    );
+    assert!(spec["description"].is_string());
+}
+
+#[test]
+fn special_types_keep_their_upstream_shapes() {
+    let doc = v3("api/v1");
+    let schemas = &doc["components"]["schemas"];
+    let ios = &schemas["io.k8s.apimachinery.pkg.util.intstr.IntOrString"];
+    assert_eq!(ios["format"], "int-or-string");
+    assert_eq!(ios["x-kubernetes-int-or-string"], true);
+    assert_eq!(
+        ios["oneOf"],
+        serde_json::json!([{"type": "integer"}, {"type": "string"}])
+    );
+    let time = &schemas["io.k8s.apimachinery.pkg.apis.meta.v1.Time"];
+    assert_eq!(time["format"], "date-time");
+    assert_eq!(time["type"], "string");
+    let quantity = &schemas["io.k8s.apimachinery.pkg.api.resource.Quantity"];
+    assert_eq!(
+        quantity["oneOf"],
+        serde_json::json!([{"type": "string"}, {"type": "number"}])
+    );
+    let doc = v2();
+    let ios = &doc["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"];
+    assert_eq!(ios["type"], "string");
+    assert_eq!(ios["format"], "int-or-string");
+    assert!(ios.get("oneOf").is_none());
+}
+
+#[test]
+fn subresources_have_their_own_operations_and_kinds() {
+    let doc = v3("apis/apps/v1");
+    let paths = &doc["paths"];
+    let scale = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"];
+    assert_eq!(
+        scale["patch"]["operationId"],
+        "patchAppsV1NamespacedDeploymentScale"
+    );
+    assert_eq!(
+        scale["patch"]["x-kubernetes-group-version-kind"]["kind"],
+        "Scale"
+    );
+    assert_eq!(
+        scale["patch"]["x-kubernetes-group-version-kind"]["group"],
+        "autoscaling"
+    );
+    let status = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status"];
+    assert_eq!(
+        status["get"]["operationId"],
+        "readAppsV1NamespacedDeploymentStatus"
+    );
+    assert!(doc["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"].is_object());
+    let doc = v3("api/v1");
+    let paths = &doc["paths"];
+    let exec = &paths["/api/v1/namespaces/{namespace}/pods/{name}/exec"];
+    assert_eq!(
+        exec["get"]["operationId"],
+        "connectCoreV1GetNamespacedPodExec"
+    );
+    assert_eq!(exec["post"]["x-kubernetes-action"], "connect");
+    let eviction = &paths["/api/v1/namespaces/{namespace}/pods/{name}/eviction"];
+    assert_eq!(
+        eviction["post"]["x-kubernetes-group-version-kind"]["group"],
+        "policy"
+    );
+    assert!(paths["/api/v1/watch/namespaces/{namespace}/pods/{name}"]["get"].is_object());
+    assert_eq!(
+        paths["/api/v1/pods"]["get"]["operationId"],
+        "listCoreV1PodForAllNamespaces"
+    );
+}
+
+#[test]
+fn operation_ids_spell_groups_as_upstream() {
+    assert_eq!(
+        paths::group_camel("rbac.authorization.k8s.io"),
+        "RbacAuthorization"
+    );
+    assert_eq!(paths::group_camel(""), "Core");
+    assert_eq!(
+        paths::group_tag("rbac.authorization.k8s.io"),
+        "rbacAuthorization"
+    );
+    assert_eq!(paths::group_tag("apps"), "apps");
+}
+
+#[test]
+fn the_v2_document_holds_every_group_version() {
+    let doc = v2();
+    assert_eq!(doc["swagger"], "2.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/namespaces/{namespace}/pods/{name}"));
+    assert!(
+        paths.contains_key("/apis/autoscaling/v1/namespaces/{namespace}/horizontalpodautoscalers")
+    );
+    assert!(
+        paths.contains_key("/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers")
+    );
+    let patch = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    let params = patch["parameters"].as_array().unwrap();
+    assert_eq!(params[0]["in"], "body");
+    assert!(
+        params
+            .iter()
+            .any(|p| p["name"] == "fieldValidation" && p["type"] == "string")
+    );
+    assert_eq!(
+        doc["definitions"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["kind"],
+        "Deployment"
+    );
+}
+
+#[test]
+fn the_v2_protobuf_is_a_gnostic_document() {
+    let pb = v2_protobuf();
+    // Document.swagger = 1: "2.0"
+    assert_eq!(&pb[..5], &[0x0a, 3, b'2', b'.', b'0']);
+    assert!(pb.len() > 100_000);
+}
+
+#[test]
+fn documents_are_the_same_every_time_they_are_built() {
+    let defs_a = definitions::build();
+    let defs_b = definitions::build();
+    assert_eq!(defs_a, defs_b);
+    let items = v3_path_items("api/v1");
+    let a = serde_json::to_vec(&render::v3_document(&defs_a, &items)).unwrap();
+    let (served, _) = v3_document("api/v1").unwrap();
+    assert_eq!(a, served.to_vec());
+}
+
+/// Prints sizes and build times: `cargo test -p ferrokube-apiserver --release openapi::tests::report -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn report() {
+    use std::time::Instant;
+    let t = Instant::now();
+    let defs = definitions::build();
+    println!("definitions: {} in {:?}", defs.len(), t.elapsed());
+    let t = Instant::now();
+    let index = v3_index();
+    println!("v3 (all documents + index): {:?}", t.elapsed());
+    let mut total = 0;
+    for path in v3_paths() {
+        if let Some((data, _)) = v3_document(&path) {
+            println!("  v3 {path}: {} bytes", data.len());
+            total += data.len();
+        }
+    }
+    println!("v3 total {total} bytes, index {} bytes", index.len());
+    let t = Instant::now();
+    let json = v2_json();
+    println!("v2 json {} bytes in {:?}", json.len(), t.elapsed());
+    let t = Instant::now();
+    let pb = v2_protobuf();
+    println!("v2 protobuf {} bytes in {:?}", pb.len(), t.elapsed());
+    if let Ok(dir) = std::env::var("OPENAPI_DUMP_DIR") {
+        std::fs::write(format!("{dir}/v2.json"), &json).unwrap();
+        std::fs::write(format!("{dir}/v2.pb"), &pb).unwrap();
+        std::fs::write(format!("{dir}/index.json"), &index).unwrap();
+        for path in v3_paths() {
+            if let Some((data, _)) = v3_document(&path) {
+                let file = path.replace('/', "__");
+                std::fs::write(format!("{dir}/v3_{file}.json"), &data).unwrap();
+            }
+        }
+    }
+}
