@@ -56,17 +56,110 @@ pub fn v3_document(path: &str) -> Option<(Bytes, String)> {
 
 /// The Swagger 2.0 document at `/openapi/v2`, as JSON.
 pub fn v2_json() -> Bytes {
-    static DOC: OnceLock<Bytes> = OnceLock::new();
-    DOC.get_or_init(|| Bytes::from(serde_json::to_vec(&v2_value()).unwrap_or_default()))
+    v2_json_cell()
+        .get_or_init(|| Bytes::from(serde_json::to_vec(&v2_value()).unwrap_or_default()))
         .clone()
 }
 
 /// The Swagger 2.0 document at `/openapi/v2`, as a gnostic `openapi.v2.Document` protobuf
 /// message; serve it with [`V2_PROTOBUF_CONTENT_TYPE`].
 pub fn v2_protobuf() -> Bytes {
+    v2_protobuf_and_etag().0.clone()
+}
+
+/// The ETag of `/openapi/v2` in either format: upstream hashes the JSON form for both.
+pub fn v2_etag() -> String {
+    match v2_json_cell().get() {
+        Some(json) => etag(json),
+        None => v2_protobuf_and_etag().1.clone(),
+    }
+}
+
+/// A format of `/openapi/v2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V2Format {
+    Json,
+    Protobuf,
+}
+
+impl V2Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            V2Format::Json => "application/json",
+            V2Format::Protobuf => V2_PROTOBUF_CONTENT_TYPE,
+        }
+    }
+
+    pub fn body(self) -> Bytes {
+        match self {
+            V2Format::Json => v2_json(),
+            V2Format::Protobuf => v2_protobuf(),
+        }
+    }
+}
+
+/// Picks the `/openapi/v2` format for an Accept header as kube-openapi does: clauses by
+/// quality, and per clause JSON, then the deprecated protobuf subtype kubectl 1.27/1.28 send
+/// (`...spec.v2@v1.0+protobuf`), then the current one; both protobuf subtypes are answered
+/// with [`V2_PROTOBUF_CONTENT_TYPE`]. An empty header means `*/*` (JSON). `None`: answer 406.
+pub fn v2_negotiate(accept: &str) -> Option<V2Format> {
+    const OFFERS: [(&str, V2Format); 3] = [
+        ("json", V2Format::Json),
+        (
+            "com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            V2Format::Protobuf,
+        ),
+        (
+            "com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            V2Format::Protobuf,
+        ),
+    ];
+    let accept = if accept.trim().is_empty() {
+        "*/*"
+    } else {
+        accept
+    };
+    let mut clauses: Vec<(f32, usize, &str, &str)> = Vec::new();
+    for clause in accept.split(',') {
+        let mut parts = clause.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        let mut q = 1.0f32;
+        for param in parts {
+            if let Some(v) = param.trim().strip_prefix("q=") {
+                q = v.trim().parse().unwrap_or(0.0);
+            }
+        }
+        let (ty, sub) = media.split_once('/').unwrap_or((media, "*"));
+        let wildcards = usize::from(ty == "*") + usize::from(sub == "*");
+        if q > 0.0 {
+            clauses.push((q, wildcards, ty, sub));
+        }
+    }
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, _, ty, sub) in clauses {
+        for (offer, format) in OFFERS {
+            if (ty == "application" || ty == "*") && (sub == offer || sub == "*") {
+                return Some(format);
+            }
+        }
+    }
+    None
+}
+
+fn v2_json_cell() -> &'static OnceLock<Bytes> {
     static DOC: OnceLock<Bytes> = OnceLock::new();
-    DOC.get_or_init(|| Bytes::from(gnostic::document(&v2_value())))
-        .clone()
+    &DOC
+}
+
+/// The protobuf form with the hash of the JSON form it was encoded from; the JSON bytes are
+/// not kept unless someone asks for JSON.
+fn v2_protobuf_and_etag() -> &'static (Bytes, String) {
+    static DOC: OnceLock<(Bytes, String)> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let value = v2_value();
+        let hash = etag(&serde_json::to_vec(&value).unwrap_or_default());
+        (Bytes::from(gnostic::document(&value)), hash)
+    })
 }
 
 /// The ETag upstream gives a document: SHA-512 of its bytes, upper-case hex.

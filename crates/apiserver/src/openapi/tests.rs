@@ -313,6 +313,43 @@ fn the_v2_document_holds_every_group_version() {
 }
 
 #[test]
+fn v2_formats_are_negotiated_as_kube_openapi_does() {
+    let cases = [
+        ("", Some(V2Format::Json)),
+        ("*/*", Some(V2Format::Json)),
+        ("application/json", Some(V2Format::Json)),
+        // kubectl 1.27 and 1.28
+        (
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            Some(V2Format::Protobuf),
+        ),
+        (
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            Some(V2Format::Protobuf),
+        ),
+        (
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf;q=0.9, application/json",
+            Some(V2Format::Json),
+        ),
+        (
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json;q=0.5",
+            Some(V2Format::Protobuf),
+        ),
+        ("text/html", None),
+        ("application/json;q=0", None),
+    ];
+    for (accept, want) in cases {
+        assert_eq!(v2_negotiate(accept), want, "{accept}");
+    }
+    assert_eq!(V2Format::Protobuf.content_type(), V2_PROTOBUF_CONTENT_TYPE);
+}
+
+#[test]
+fn both_v2_formats_share_the_etag_of_the_json_form() {
+    assert_eq!(v2_etag(), etag(&v2_json()));
+}
+
+#[test]
 fn the_v2_protobuf_is_a_gnostic_document() {
     let pb = v2_protobuf();
     // Document.swagger = 1: "2.0"
