@@ -154,10 +154,10 @@ pub fn build() -> Definitions {
 fn strip_ref_prefixes(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get_mut("$ref") {
-                if let Some(bare) = r.strip_prefix("#/$defs/") {
-                    *r = bare.to_string();
-                }
+            if let Some(Value::String(r)) = map.get_mut("$ref")
+                && let Some(bare) = r.strip_prefix("#/$defs/")
+            {
+                *r = bare.to_string();
             }
             for v in map.values_mut() {
                 strip_ref_prefixes(v);

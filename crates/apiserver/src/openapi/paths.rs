@@ -424,9 +424,7 @@ pub fn discovery_path(document: &str) -> Option<PathItem> {
         operations: vec![Operation {
             method: "get",
             id,
-            description: if document == "api" {
-                "get available API versions".into()
-            } else if document == "apis" {
+            description: if matches!(document, "api" | "apis") {
                 "get available API versions".into()
             } else {
                 "get information of a group".into()
@@ -479,20 +477,20 @@ fn resource_paths(info: &ResourceInfo) -> Vec<PathItem> {
 
     // The collection: list, create, deletecollection.
     let mut ops = Vec::new();
-    if info.allows("list") {
-        if let Some(list) = &ctx.list {
-            let mut op = ctx.op(
-                "get",
-                "list",
-                &format!("{ns}{kind}"),
-                format!("list or watch objects of kind {kind}"),
-                "list",
-            );
-            op.params = list_params();
-            op.responses = vec![(200, "OK", Payload::Ref(list.clone()))];
-            op.produces = Produces::List;
-            ops.push(op);
-        }
+    if info.allows("list")
+        && let Some(list) = &ctx.list
+    {
+        let mut op = ctx.op(
+            "get",
+            "list",
+            &format!("{ns}{kind}"),
+            format!("list or watch objects of kind {kind}"),
+            "list",
+        );
+        op.params = list_params();
+        op.responses = vec![(200, "OK", Payload::Ref(list.clone()))];
+        op.produces = Produces::List;
+        ops.push(op);
     }
     if info.allows("create") {
         let mut op = ctx.op(
@@ -635,7 +633,6 @@ fn resource_paths(info: &ResourceInfo) -> Vec<PathItem> {
         );
         op.responses = vec![(200, "OK", Payload::Ref(WATCH_EVENT.into()))];
         op.produces = Produces::Watch;
-        let mut params = params;
         params.push(name_param(kind));
         out.push(PathItem {
             path: format!("{watch_prefix}/{{name}}"),
@@ -643,26 +640,28 @@ fn resource_paths(info: &ResourceInfo) -> Vec<PathItem> {
             operations: vec![op],
         });
     }
-    if info.namespaced && info.allows("list") {
-        if let Some(list) = &ctx.list {
-            let mut params = list_params();
-            params.push(pretty());
+    if info.namespaced
+        && info.allows("list")
+        && let Some(list) = &ctx.list
+    {
+        let mut params = list_params();
+        params.push(pretty());
+        let mut op = ctx.op(
+            "get",
+            "list",
+            &format!("{kind}ForAllNamespaces"),
+            format!("list or watch objects of kind {kind}"),
+            "list",
+        );
+        op.responses = vec![(200, "OK", Payload::Ref(list.clone()))];
+        op.produces = Produces::List;
+        out.push(PathItem {
+            path: format!("{prefix}/{}", info.resource),
+            params: sorted(params.clone()),
+            operations: vec![op],
+        });
+        if info.allows("watch") {
             let mut op = ctx.op(
-                "get",
-                "list",
-                &format!("{kind}ForAllNamespaces"),
-                format!("list or watch objects of kind {kind}"),
-                "list",
-            );
-            op.responses = vec![(200, "OK", Payload::Ref(list.clone()))];
-            op.produces = Produces::List;
-            out.push(PathItem {
-                path: format!("{prefix}/{}", info.resource),
-                params: sorted(params.clone()),
-                operations: vec![op],
-            });
-            if info.allows("watch") {
-                let mut op = ctx.op(
                     "get",
                     "watch",
                     &format!("{kind}ListForAllNamespaces"),
@@ -671,14 +670,13 @@ fn resource_paths(info: &ResourceInfo) -> Vec<PathItem> {
                     ),
                     "watchlist",
                 );
-                op.responses = vec![(200, "OK", Payload::Ref(WATCH_EVENT.into()))];
-                op.produces = Produces::Watch;
-                out.push(PathItem {
-                    path: format!("{prefix}/watch/{}", info.resource),
-                    params: sorted(params),
-                    operations: vec![op],
-                });
-            }
+            op.responses = vec![(200, "OK", Payload::Ref(WATCH_EVENT.into()))];
+            op.produces = Produces::Watch;
+            out.push(PathItem {
+                path: format!("{prefix}/watch/{}", info.resource),
+                params: sorted(params),
+                operations: vec![op],
+            });
         }
     }
     out
