@@ -132,6 +132,34 @@ fn every_reference_resolves_within_its_document() {
 }
 
 #[test]
+fn every_served_kind_and_list_kind_is_explainable_from_its_own_document() {
+    for (group, version) in definitions::served_group_versions() {
+        let path = if group.is_empty() {
+            format!("api/{version}")
+        } else {
+            format!("apis/{group}/{version}")
+        };
+        let doc = v3(&path);
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for info in resources::in_group_version(group, version) {
+            let mut kinds = vec![info.kind.to_string()];
+            if info.allows("list") {
+                kinds.push(info.list_kind());
+            }
+            for kind in kinds {
+                let want = serde_json::json!({"group": group, "kind": kind, "version": version});
+                let found = schemas.values().any(|s| {
+                    s["x-kubernetes-group-version-kind"]
+                        .as_array()
+                        .is_some_and(|l| l.contains(&want))
+                });
+                assert!(found, "{path}: {kind}");
+            }
+        }
+    }
+}
+
+#[test]
 fn pod_schema_is_named_as_upstream_with_its_group_version_kind() {
     let doc = v3("api/v1");
     let pod = &doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
@@ -373,9 +401,21 @@ fn documents_are_the_same_every_time_they_are_built() {
 #[ignore]
 fn report() {
     use std::time::Instant;
+    let rss = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("before: {}", rss());
     let t = Instant::now();
     let defs = definitions::build();
     println!("definitions: {} in {:?}", defs.len(), t.elapsed());
+    drop(defs);
+    println!("after definitions (dropped): {}", rss());
     let t = Instant::now();
     let index = v3_index();
     println!("v3 (all documents + index): {:?}", t.elapsed());
@@ -387,12 +427,14 @@ fn report() {
         }
     }
     println!("v3 total {total} bytes, index {} bytes", index.len());
+    println!("after v3: {}", rss());
     let t = Instant::now();
     let json = v2_json();
     println!("v2 json {} bytes in {:?}", json.len(), t.elapsed());
     let t = Instant::now();
     let pb = v2_protobuf();
     println!("v2 protobuf {} bytes in {:?}", pb.len(), t.elapsed());
+    println!("after v2: {}", rss());
     if let Ok(dir) = std::env::var("OPENAPI_DUMP_DIR") {
         std::fs::write(format!("{dir}/v2.json"), &json).unwrap();
         std::fs::write(format!("{dir}/v2.pb"), &pb).unwrap();
