@@ -474,6 +474,36 @@ fn explain_prints_field_documentation_on_every_kubectl() {
             .unwrap_or_default();
         assert!(protocol.contains("<string>"), "{version}: {protocol}");
 
+        if matches!(version, "1.27" | "1.28") {
+            // The Swagger 2.0 explain reads the gnostic protobuf document.
+            let run = kubectl(
+                &stub,
+                version,
+                &[
+                    "explain",
+                    "pods.spec.containers.ports",
+                    "--output=plaintext-openapiv2",
+                ],
+                &[],
+            );
+            assert!(run.ok, "{version}: {}\n{}", run.stdout, run.stderr);
+            let line = run
+                .stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with("containerPort"))
+                .unwrap_or_else(|| panic!("{version}: no containerPort in\n{}", run.stdout));
+            assert!(
+                line.contains("<integer>") && line.contains("-required-"),
+                "{version}: {line}"
+            );
+            assert!(
+                run.requests
+                    .iter()
+                    .all(|r| !r.target.starts_with("/openapi/v3/")),
+                "{version} read v3 for the v2 explain"
+            );
+        }
+
         let run = kubectl(
             &stub,
             version,
