@@ -112,12 +112,36 @@ fn strings(m: &mut Message, field: u32, v: Option<&Value>) {
     }
 }
 
-/// Encodes the Swagger 2.0 JSON document.
+/// Encodes a whole Swagger 2.0 JSON document.
+#[cfg(test)]
 pub fn document(doc: &Value) -> Vec<u8> {
+    let empty = Map::new();
+    let obj = doc.as_object().unwrap_or(&empty);
+    let paths = obj
+        .get("paths")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let defs = obj
+        .get("definitions")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    document_from_parts(
+        doc,
+        paths.iter().map(|(k, v)| (k.as_str(), v.clone())),
+        defs.iter().map(|(k, v)| (k.as_str(), v.clone())),
+    )
+}
+
+/// Encodes a Swagger 2.0 document from its top-level fields (`head`: everything but `paths`
+/// and `definitions`) and its paths and definitions, each rendered only when it is encoded.
+pub fn document_from_parts<'a>(
+    head: &Value,
+    paths: impl Iterator<Item = (&'a str, Value)>,
+    definitions: impl Iterator<Item = (&'a str, Value)>,
+) -> Vec<u8> {
     let mut m = Message::default();
-    let Some(obj) = doc.as_object() else {
-        return m.0;
-    };
+    let empty = Map::new();
+    let obj = head.as_object().unwrap_or(&empty);
     m.string(1, obj.get("swagger").map_or("", str_of));
     if let Some(Value::Object(info)) = obj.get("info") {
         let mut i = Message::default();
@@ -132,22 +156,29 @@ pub fn document(doc: &Value) -> Vec<u8> {
     strings(&mut m, 5, obj.get("schemes"));
     strings(&mut m, 6, obj.get("consumes"));
     strings(&mut m, 7, obj.get("produces"));
-    if let Some(Value::Object(paths)) = obj.get("paths") {
-        let mut p = Message::default();
-        vendor_extensions(&mut p, 1, paths);
-        for (name, item) in paths {
-            if name.starts_with("x-") {
-                continue;
-            }
-            let mut named = Message::default();
-            named.string(1, name);
-            named.message(2, path_item(item));
-            p.message(2, named);
-        }
+    let mut p = Message::default();
+    let mut any_path = false;
+    for (name, item) in paths {
+        any_path = true;
+        let mut named = Message::default();
+        named.string(1, name);
+        named.message(2, path_item(&item));
+        p.message(2, named);
+    }
+    if any_path {
         m.message(8, p);
     }
-    if let Some(Value::Object(defs)) = obj.get("definitions") {
-        m.message(9, named_schemas(defs));
+    let mut d = Message::default();
+    let mut any_definition = false;
+    for (name, s) in definitions {
+        any_definition = true;
+        let mut named = Message::default();
+        named.string(1, name);
+        named.message(2, schema(&s));
+        d.message(1, named);
+    }
+    if any_definition {
+        m.message(9, d);
     }
     if let Some(Value::Array(security)) = obj.get("security") {
         for requirement in security {

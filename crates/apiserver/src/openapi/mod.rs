@@ -24,7 +24,7 @@ mod render;
 use bytes::Bytes;
 use ferrokube_api::resources;
 use paths::PathItem;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use sha2::{Digest, Sha512};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -57,7 +57,10 @@ pub fn v3_document(path: &str) -> Option<(Bytes, String)> {
 /// The Swagger 2.0 document at `/openapi/v2`, as JSON.
 pub fn v2_json() -> Bytes {
     v2_json_cell()
-        .get_or_init(|| Bytes::from(serde_json::to_vec(&v2_value()).unwrap_or_default()))
+        .get_or_init(|| {
+            let (defs, items) = v2_parts();
+            Bytes::from(render::v2_document(&defs, &items))
+        })
         .clone()
 }
 
@@ -156,9 +159,9 @@ fn v2_json_cell() -> &'static OnceLock<Bytes> {
 fn v2_protobuf_and_etag() -> &'static (Bytes, String) {
     static DOC: OnceLock<(Bytes, String)> = OnceLock::new();
     DOC.get_or_init(|| {
-        let value = v2_value();
-        let hash = etag(&serde_json::to_vec(&value).unwrap_or_default());
-        (Bytes::from(gnostic::document(&value)), hash)
+        let (defs, items) = v2_parts();
+        let hash = render::v2_document_etag(&defs, &items);
+        (Bytes::from(render::v2_protobuf(&defs, &items)), hash)
     })
 }
 
@@ -206,8 +209,7 @@ fn v3_documents() -> &'static V3Documents {
             if items.is_empty() {
                 continue;
             }
-            let doc = render::v3_document(&defs, &items);
-            let data = serde_json::to_vec(&doc).unwrap_or_default();
+            let data = render::v3_document(&defs, &items);
             let hash = etag(&data);
             index.insert(
                 path.clone(),
@@ -223,9 +225,8 @@ fn v3_documents() -> &'static V3Documents {
     })
 }
 
-/// The whole Swagger 2.0 document as a JSON tree, built afresh: it is only ever kept
-/// serialized.
-fn v2_value() -> Value {
+/// What the Swagger 2.0 document is rendered from: fresh definitions and every path.
+fn v2_parts() -> (definitions::Definitions, Vec<PathItem>) {
     let defs = definitions::build();
     let mut items: Vec<PathItem> = Vec::new();
     for doc in ["api", "apis"] {
@@ -237,7 +238,7 @@ fn v2_value() -> Value {
     for (group, version) in definitions::served_group_versions() {
         items.extend(paths::group_version_paths(group, version));
     }
-    render::v2_document(&defs, &items)
+    (defs, items)
 }
 
 #[cfg(test)]

@@ -3,8 +3,11 @@
 //! (`/openapi/v2`). Both shapes follow kube-openapi's output, key for key where kubectl looks.
 
 use super::definitions::{self, Definitions};
+use super::gnostic;
 use super::paths::{In, Operation, Param, PathItem, Payload};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha512};
 use std::collections::BTreeSet;
 
 /// `info.version` of every document: the Kubernetes release whose API this server serves.
@@ -246,31 +249,28 @@ fn v2_operation(op: &Operation) -> Value {
     Value::Object(obj)
 }
 
-fn path_items(items: &[PathItem], format: Format) -> Map<String, Value> {
-    let mut paths = Map::new();
-    for item in items {
-        let mut obj = Map::new();
-        for op in &item.operations {
-            let rendered = match format {
-                Format::V2 => v2_operation(op),
-                Format::V3 => v3_operation(op),
-            };
-            obj.insert(op.method.to_string(), rendered);
-        }
-        if !item.params.is_empty() {
-            let params = item
-                .params
-                .iter()
-                .map(|p| match format {
-                    Format::V2 => v2_param(p),
-                    Format::V3 => v3_param(p),
-                })
-                .collect();
-            obj.insert("parameters".into(), Value::Array(params));
-        }
-        paths.insert(item.path.clone(), Value::Object(obj));
+/// One path's operations and parameters in one format.
+fn path_item(item: &PathItem, format: Format) -> Value {
+    let mut obj = Map::new();
+    for op in &item.operations {
+        let rendered = match format {
+            Format::V2 => v2_operation(op),
+            Format::V3 => v3_operation(op),
+        };
+        obj.insert(op.method.to_string(), rendered);
     }
-    paths
+    if !item.params.is_empty() {
+        let params = item
+            .params
+            .iter()
+            .map(|p| match format {
+                Format::V2 => v2_param(p),
+                Format::V3 => v3_param(p),
+            })
+            .collect();
+        obj.insert("parameters".into(), Value::Array(params));
+    }
+    Value::Object(obj)
 }
 
 /// Every definition the operations of `items` reach.
@@ -300,42 +300,145 @@ fn security_scheme() -> Value {
     }})
 }
 
-/// One OpenAPI 3.0 document: the given paths and every schema they reach.
-pub fn v3_document(defs: &Definitions, items: &[PathItem]) -> Value {
-    let schemas: Map<String, Value> = used_definitions(defs, items)
-        .into_iter()
-        .filter_map(|name| {
-            let s = defs.get(&name)?;
-            Some((name, schema(s, Format::V3)))
-        })
-        .collect();
-    json!({
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": security_scheme(),
-        },
-        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
-        "openapi": "3.0.0",
-        "paths": path_items(items, Format::V3),
-        "security": [{"BearerToken": []}],
-    })
+/// A document's parts, rendered one entry at a time while being written so that no tree of
+/// the whole document is ever held: the definitions are the only large structure alive.
+struct Document<'a> {
+    defs: &'a Definitions,
+    /// Sorted by path, as a JSON object's keys are.
+    items: Vec<&'a PathItem>,
+    schemas: BTreeSet<String>,
+    format: Format,
 }
 
-/// The Swagger 2.0 document of every path.
-pub fn v2_document(defs: &Definitions, items: &[PathItem]) -> Value {
-    let definitions: Map<String, Value> = used_definitions(defs, items)
-        .into_iter()
-        .filter_map(|name| {
-            let s = defs.get(&name)?;
-            Some((name, schema(s, Format::V2)))
+impl<'a> Document<'a> {
+    fn new(defs: &'a Definitions, items: &'a [PathItem], format: Format) -> Self {
+        let mut sorted: Vec<&PathItem> = items.iter().collect();
+        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        sorted.dedup_by(|a, b| a.path == b.path);
+        Document {
+            defs,
+            items: sorted,
+            schemas: used_definitions(defs, items),
+            format,
+        }
+    }
+
+    fn paths(&self) -> impl Iterator<Item = (&'a str, Value)> + '_ {
+        self.items
+            .iter()
+            .map(|item| (item.path.as_str(), path_item(item, self.format)))
+    }
+
+    fn schemas(&self) -> impl Iterator<Item = (&str, Value)> + '_ {
+        self.schemas.iter().filter_map(|name| {
+            let s = self.defs.get(name)?;
+            Some((name.as_str(), schema(s, self.format)))
         })
-        .collect();
-    json!({
-        "definitions": definitions,
+    }
+}
+
+/// Serializes a map from an iterator of rendered entries.
+struct Entries<I>(std::cell::RefCell<Option<I>>);
+
+impl<I> Entries<I> {
+    fn new(iter: I) -> Self {
+        Entries(std::cell::RefCell::new(Some(iter)))
+    }
+}
+
+impl<'k, I: Iterator<Item = (&'k str, Value)>> Serialize for Entries<I> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let iter = self.0.borrow_mut().take();
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in iter.into_iter().flatten() {
+            map.serialize_entry(k, &v)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let info = json!({"title": "Kubernetes", "version": KUBERNETES_VERSION});
+        let security = json!([{"BearerToken": []}]);
+        let mut map = serializer.serialize_map(None)?;
+        match self.format {
+            Format::V3 => {
+                let components = Components(self);
+                map.serialize_entry("components", &components)?;
+                map.serialize_entry("info", &info)?;
+                map.serialize_entry("openapi", "3.0.0")?;
+                map.serialize_entry("paths", &Entries::new(self.paths()))?;
+                map.serialize_entry("security", &security)?;
+            }
+            Format::V2 => {
+                map.serialize_entry("definitions", &Entries::new(self.schemas()))?;
+                map.serialize_entry("info", &info)?;
+                map.serialize_entry("paths", &Entries::new(self.paths()))?;
+                map.serialize_entry("security", &security)?;
+                map.serialize_entry("securityDefinitions", &security_scheme())?;
+                map.serialize_entry("swagger", "2.0")?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `components` of a v3 document.
+struct Components<'a, 'b>(&'b Document<'a>);
+
+impl Serialize for Components<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("schemas", &Entries::new(self.0.schemas()))?;
+        map.serialize_entry("securitySchemes", &security_scheme())?;
+        map.end()
+    }
+}
+
+/// One OpenAPI 3.0 document, serialized: the given paths and every schema they reach.
+pub fn v3_document(defs: &Definitions, items: &[PathItem]) -> Vec<u8> {
+    serde_json::to_vec(&Document::new(defs, items, Format::V3)).unwrap_or_default()
+}
+
+/// The Swagger 2.0 document of every path, serialized as JSON.
+pub fn v2_document(defs: &Definitions, items: &[PathItem]) -> Vec<u8> {
+    serde_json::to_vec(&Document::new(defs, items, Format::V2)).unwrap_or_default()
+}
+
+/// Hashes what [`v2_document`] would write, without keeping it.
+pub fn v2_document_etag(defs: &Definitions, items: &[PathItem]) -> String {
+    let mut hasher = HashWriter(Sha512::new());
+    // Writing into a hasher cannot fail; an error would only leave the hash short.
+    let _ = serde_json::to_writer(&mut hasher, &Document::new(defs, items, Format::V2));
+    hasher
+        .0
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+struct HashWriter(Sha512);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The Swagger 2.0 document of every path as a gnostic protobuf message.
+pub fn v2_protobuf(defs: &Definitions, items: &[PathItem]) -> Vec<u8> {
+    let doc = Document::new(defs, items, Format::V2);
+    let head = json!({
         "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
-        "paths": path_items(items, Format::V2),
         "security": [{"BearerToken": []}],
         "securityDefinitions": security_scheme(),
         "swagger": "2.0",
-    })
+    });
+    gnostic::document_from_parts(&head, doc.paths(), doc.schemas())
 }
