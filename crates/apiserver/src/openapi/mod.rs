@@ -12,8 +12,9 @@
 //! kind with `x-kubernetes-group-version-kind` and a `fieldValidation` parameter), for
 //! `kubectl explain`, and for strategic-merge-patch metadata in `apply`.
 //!
-//! Nothing is built until first asked for; what is built is kept as serialized bytes, never as
-//! JSON trees. The first call of each family takes tens to a few hundred milliseconds of CPU:
+//! Nothing is built until first asked for; what is built is kept as gzip-compressed serialized
+//! bytes (the `*_gzip` functions hand them out as they are, for `Content-Encoding: gzip`),
+//! never as JSON trees. The first call of each family takes tens to a few hundred milliseconds of CPU:
 //! call these from `spawn_blocking` in async code.
 
 mod definitions;
@@ -23,10 +24,14 @@ mod render;
 
 use bytes::Bytes;
 use ferrokube_api::resources;
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
 use paths::PathItem;
 use serde_json::{Map, json};
 use sha2::{Digest, Sha512};
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::sync::OnceLock;
 
 pub use render::KUBERNETES_VERSION;
@@ -35,10 +40,44 @@ pub use render::KUBERNETES_VERSION;
 pub const V2_PROTOBUF_CONTENT_TYPE: &str =
     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
+/// A served document, kept gzip-compressed (JSON documents shrink about tenfold): clients
+/// that accept gzip (kubectl always does) get these bytes as they are, others get them
+/// inflated per request.
+struct Stored {
+    gzip: Bytes,
+    etag: String,
+}
+
+/// Fast compression: the documents are compressed once, and level 1 already gets most of
+/// the ratio on text this repetitive.
+const GZIP_LEVEL: u32 = 6;
+
+impl Stored {
+    fn new(data: &[u8], etag: String) -> Stored {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL));
+        // Writing into a Vec does not fail.
+        let gzip = encoder
+            .write_all(data)
+            .and_then(|()| encoder.finish())
+            .unwrap_or_default();
+        Stored {
+            gzip: Bytes::from(gzip),
+            etag,
+        }
+    }
+
+    /// The document itself. Inflating bytes this module deflated does not fail.
+    fn identity(&self) -> Bytes {
+        let mut out = Vec::new();
+        let _ = GzDecoder::new(&self.gzip[..]).read_to_end(&mut out);
+        Bytes::from(out)
+    }
+}
+
 /// The v3 documents and the index that points at them.
 struct V3Documents {
     index: Bytes,
-    documents: BTreeMap<String, (Bytes, String)>,
+    documents: BTreeMap<String, Stored>,
 }
 
 /// The `/openapi/v3` index: `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=..."}, ...}}`.
@@ -48,33 +87,46 @@ pub fn v3_index() -> Bytes {
 
 /// The OpenAPI 3.0 document at `/openapi/v3/<path>` (`api/v1`, `apis/apps/v1`, `apis/apps`,
 /// `api`, `apis`) with its hash, which is both the `hash` query value in the index and the
-/// ETag. `None` for a path the server does not publish.
+/// ETag. `None` for a path the server does not publish. JSON only: upstream also offers
+/// gnostic v3 protobuf, which no kubectl asks for.
 pub fn v3_document(path: &str) -> Option<(Bytes, String)> {
-    let path = path.trim_matches('/');
-    v3_documents().documents.get(path).cloned()
+    let stored = v3_documents().documents.get(path.trim_matches('/'))?;
+    Some((stored.identity(), stored.etag.clone()))
+}
+
+/// [`v3_document`] gzip-compressed, to send with `Content-Encoding: gzip` when the client
+/// accepts it.
+pub fn v3_document_gzip(path: &str) -> Option<(Bytes, String)> {
+    let stored = v3_documents().documents.get(path.trim_matches('/'))?;
+    Some((stored.gzip.clone(), stored.etag.clone()))
 }
 
 /// The Swagger 2.0 document at `/openapi/v2`, as JSON.
 pub fn v2_json() -> Bytes {
-    v2_json_cell()
-        .get_or_init(|| {
-            let (defs, items) = v2_parts();
-            Bytes::from(render::v2_document(&defs, &items))
-        })
-        .clone()
+    v2_json_stored().identity()
+}
+
+/// [`v2_json`] gzip-compressed.
+pub fn v2_json_gzip() -> Bytes {
+    v2_json_stored().gzip.clone()
 }
 
 /// The Swagger 2.0 document at `/openapi/v2`, as a gnostic `openapi.v2.Document` protobuf
 /// message; serve it with [`V2_PROTOBUF_CONTENT_TYPE`].
 pub fn v2_protobuf() -> Bytes {
-    v2_protobuf_and_etag().0.clone()
+    v2_protobuf_stored().identity()
+}
+
+/// [`v2_protobuf`] gzip-compressed.
+pub fn v2_protobuf_gzip() -> Bytes {
+    v2_protobuf_stored().gzip.clone()
 }
 
 /// The ETag of `/openapi/v2` in either format: upstream hashes the JSON form for both.
 pub fn v2_etag() -> String {
-    match v2_json_cell().get() {
-        Some(json) => etag(json),
-        None => v2_protobuf_and_etag().1.clone(),
+    match V2_JSON.get() {
+        Some(json) => json.etag.clone(),
+        None => v2_protobuf_stored().etag.clone(),
     }
 }
 
@@ -97,6 +149,14 @@ impl V2Format {
         match self {
             V2Format::Json => v2_json(),
             V2Format::Protobuf => v2_protobuf(),
+        }
+    }
+
+    /// [`V2Format::body`] gzip-compressed.
+    pub fn body_gzip(self) -> Bytes {
+        match self {
+            V2Format::Json => v2_json_gzip(),
+            V2Format::Protobuf => v2_protobuf_gzip(),
         }
     }
 }
@@ -149,19 +209,24 @@ pub fn v2_negotiate(accept: &str) -> Option<V2Format> {
     None
 }
 
-fn v2_json_cell() -> &'static OnceLock<Bytes> {
-    static DOC: OnceLock<Bytes> = OnceLock::new();
-    &DOC
+static V2_JSON: OnceLock<Stored> = OnceLock::new();
+
+fn v2_json_stored() -> &'static Stored {
+    V2_JSON.get_or_init(|| {
+        let (defs, items) = v2_parts();
+        let data = render::v2_document(&defs, &items);
+        Stored::new(&data, etag(&data))
+    })
 }
 
-/// The protobuf form with the hash of the JSON form it was encoded from; the JSON bytes are
-/// not kept unless someone asks for JSON.
-fn v2_protobuf_and_etag() -> &'static (Bytes, String) {
-    static DOC: OnceLock<(Bytes, String)> = OnceLock::new();
+/// The protobuf form, with the hash of the JSON form it encodes; the JSON itself is only
+/// hashed, not kept.
+fn v2_protobuf_stored() -> &'static Stored {
+    static DOC: OnceLock<Stored> = OnceLock::new();
     DOC.get_or_init(|| {
         let (defs, items) = v2_parts();
         let hash = render::v2_document_etag(&defs, &items);
-        (Bytes::from(render::v2_protobuf(&defs, &items)), hash)
+        Stored::new(&render::v2_protobuf(&defs, &items), hash)
     })
 }
 
@@ -215,7 +280,7 @@ fn v3_documents() -> &'static V3Documents {
                 path.clone(),
                 json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
             );
-            documents.insert(path, (Bytes::from(data), hash));
+            documents.insert(path, Stored::new(&data, hash));
         }
         let index = serde_json::to_vec(&json!({"paths": index})).unwrap_or_default();
         V3Documents {

@@ -373,6 +373,30 @@ fn v2_formats_are_negotiated_as_kube_openapi_does() {
 }
 
 #[test]
+fn gzip_bodies_inflate_to_the_served_documents() {
+    use std::io::Read;
+    let inflate = |b: &[u8]| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(b)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    let (plain, hash) = v3_document("apis/apps/v1").unwrap();
+    let (gz, gz_hash) = v3_document_gzip("apis/apps/v1").unwrap();
+    assert_eq!(hash, gz_hash);
+    assert!(
+        gz.len() * 5 < plain.len(),
+        "{} vs {}",
+        gz.len(),
+        plain.len()
+    );
+    assert_eq!(inflate(&gz), plain.to_vec());
+    assert_eq!(inflate(&v2_protobuf_gzip()), v2_protobuf().to_vec());
+    assert_eq!(inflate(&V2Format::Json.body_gzip()), v2_json().to_vec());
+}
+
+#[test]
 fn both_v2_formats_share_the_etag_of_the_json_form() {
     assert_eq!(v2_etag(), etag(&v2_json()));
 }
@@ -402,7 +426,9 @@ fn documents_are_the_same_every_time_they_are_built() {
     assert_eq!(a, served.to_vec());
 }
 
-/// Prints sizes and build times: `cargo test -p ferrokube-apiserver --release openapi::tests::report -- --ignored --nocapture`.
+/// Prints sizes, build times and the process RSS they cost:
+/// `cargo test -p ferrokube-apiserver --lib openapi::tests::report -- --ignored --nocapture`
+/// (`OPENAPI_DUMP_DIR=/tmp/x` also writes every document there).
 #[test]
 #[ignore]
 fn report() {
@@ -425,6 +451,28 @@ fn report() {
     let t = Instant::now();
     let index = v3_index();
     println!("v3 (all documents + index): {:?}", t.elapsed());
+    let gz: usize = v3_paths()
+        .iter()
+        .filter_map(|p| v3_document_gzip(p))
+        .map(|(b, _)| b.len())
+        .sum();
+    println!("v3 stored (gzip) {gz} bytes, index {} bytes", index.len());
+    println!("after v3: {}", rss());
+    let t = Instant::now();
+    let json_gz = v2_json_gzip();
+    println!(
+        "v2 json built in {:?}, stored {} bytes",
+        t.elapsed(),
+        json_gz.len()
+    );
+    let t = Instant::now();
+    let pb_gz = v2_protobuf_gzip();
+    println!(
+        "v2 protobuf built in {:?}, stored {} bytes",
+        t.elapsed(),
+        pb_gz.len()
+    );
+    println!("after v2: {}", rss());
     let mut total = 0;
     for path in v3_paths() {
         if let Some((data, _)) = v3_document(&path) {
@@ -432,15 +480,15 @@ fn report() {
             total += data.len();
         }
     }
-    println!("v3 total {total} bytes, index {} bytes", index.len());
-    println!("after v3: {}", rss());
     let t = Instant::now();
     let json = v2_json();
-    println!("v2 json {} bytes in {:?}", json.len(), t.elapsed());
-    let t = Instant::now();
     let pb = v2_protobuf();
-    println!("v2 protobuf {} bytes in {:?}", pb.len(), t.elapsed());
-    println!("after v2: {}", rss());
+    println!(
+        "v3 total {total} bytes; v2 json {} bytes, protobuf {} bytes (inflated in {:?})",
+        json.len(),
+        pb.len(),
+        t.elapsed()
+    );
     if let Ok(dir) = std::env::var("OPENAPI_DUMP_DIR") {
         std::fs::write(format!("{dir}/v2.json"), &json).unwrap();
         std::fs::write(format!("{dir}/v2.pb"), &pb).unwrap();
