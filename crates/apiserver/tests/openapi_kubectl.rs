@@ -29,6 +29,7 @@ struct Seen {
     method: String,
     target: String,
     accept: String,
+    accept_encoding: String,
     content_type: String,
 }
 
@@ -37,6 +38,9 @@ impl std::fmt::Display for Seen {
         write!(f, "{} {}", self.method, self.target)?;
         if !self.accept.is_empty() {
             write!(f, "  [Accept: {}]", self.accept)?;
+        }
+        if self.target.starts_with("/openapi/") && !self.accept_encoding.is_empty() {
+            write!(f, "  [Accept-Encoding: {}]", self.accept_encoding)?;
         }
         if !self.content_type.is_empty() {
             write!(f, "  [Content-Type: {}]", self.content_type)?;
@@ -131,12 +135,14 @@ fn serve_connection(stream: TcpStream, log: &Mutex<Vec<Seen>>) -> std::io::Resul
             method,
             target,
             accept: header("accept"),
+            accept_encoding: header("accept-encoding"),
             content_type: header("content-type"),
         };
         log.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(seen.clone());
         let (status, content_type, data) = answer(&seen, &body);
+        let (data, encoding) = compress_openapi(&seen, status, data);
         let reason = match status {
             200 => "OK",
             201 => "Created",
@@ -144,12 +150,32 @@ fn serve_connection(stream: TcpStream, log: &Mutex<Vec<Seen>>) -> std::io::Resul
             _ => "Error",
         };
         let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n{encoding}Content-Length: {}\r\n\r\n",
             data.len()
         );
         writer.write_all(head.as_bytes())?;
         writer.write_all(&data)?;
         writer.flush()?;
+    }
+}
+
+/// OpenAPI documents go out as the module keeps them, gzip-compressed, to clients that accept
+/// gzip (every kubectl: Go's transport asks for it and inflates transparently).
+fn compress_openapi(req: &Seen, status: u16, data: Vec<u8>) -> (Vec<u8>, &'static str) {
+    let path = req.target.split('?').next().unwrap_or_default();
+    if status != 200 || !req.accept_encoding.contains("gzip") {
+        return (data, "");
+    }
+    let gzip = if path == "/openapi/v2" {
+        openapi::v2_negotiate(&req.accept).map(|f| f.body_gzip())
+    } else if let Some(doc) = path.strip_prefix("/openapi/v3/") {
+        openapi::v3_document_gzip(doc).map(|(b, _)| b)
+    } else {
+        None
+    };
+    match gzip {
+        Some(body) => (body.to_vec(), "Content-Encoding: gzip\r\n"),
+        None => (data, ""),
     }
 }
 
