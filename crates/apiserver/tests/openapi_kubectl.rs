@@ -31,6 +31,7 @@ struct Seen {
     accept: String,
     accept_encoding: String,
     content_type: String,
+    body: String,
 }
 
 impl std::fmt::Display for Seen {
@@ -54,6 +55,8 @@ impl std::fmt::Display for Seen {
 struct Stub {
     url: String,
     log: Arc<Mutex<Vec<Seen>>>,
+    /// Objects that exist, by URL path: GET answers them, PATCH answers them unchanged.
+    objects: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 impl Stub {
@@ -64,17 +67,26 @@ impl Stub {
             listener.local_addr().expect("listener address")
         );
         let log = Arc::new(Mutex::new(Vec::new()));
+        let objects = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::clone(&log);
+        let shared_objects = Arc::clone(&objects);
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let log = Arc::clone(&shared);
+                let objects = Arc::clone(&shared_objects);
                 thread::spawn(move || {
                     // A client that hangs up mid-request only ends its own connection.
-                    let _ = serve_connection(stream, &log);
+                    let _ = serve_connection(stream, &log, &objects);
                 });
             }
         });
-        Stub { url, log }
+        Stub { url, log, objects }
+    }
+
+    fn put_object(&self, path: &str, object: Value) {
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        objects.retain(|(p, _)| p != path);
+        objects.push((path.to_string(), object));
     }
 
     fn take_log(&self) -> Vec<Seen> {
@@ -82,7 +94,11 @@ impl Stub {
     }
 }
 
-fn serve_connection(stream: TcpStream, log: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+fn serve_connection(
+    stream: TcpStream,
+    log: &Mutex<Vec<Seen>>,
+    objects: &Mutex<Vec<(String, Value)>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
@@ -137,11 +153,25 @@ fn serve_connection(stream: TcpStream, log: &Mutex<Vec<Seen>>) -> std::io::Resul
             accept: header("accept"),
             accept_encoding: header("accept-encoding"),
             content_type: header("content-type"),
+            body: String::from_utf8_lossy(&body).into_owned(),
         };
         log.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(seen.clone());
-        let (status, content_type, data) = answer(&seen, &body);
+        let existing = {
+            let path = seen.target.split('?').next().unwrap_or_default();
+            let objects = objects.lock().unwrap_or_else(|e| e.into_inner());
+            objects
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, o)| o.clone())
+        };
+        let (status, content_type, data) = match existing {
+            Some(object) if matches!(seen.method.as_str(), "GET" | "PATCH") => {
+                json_answer(200, object)
+            }
+            _ => answer(&seen, &body),
+        };
         let (data, encoding) = compress_openapi(&seen, status, data);
         let reason = match status {
             200 => "OK",
@@ -450,6 +480,100 @@ fn create_and_apply_use_server_side_field_validation_on_every_kubectl() {
                 .any(|r| r.target.starts_with("/openapi/")),
             "kubectl {version} apply never asked for OpenAPI"
         );
+    }
+}
+
+/// An applied Deployment whose last-applied configuration runs an older image.
+fn existing_deployment() -> Value {
+    let mut manifest = deployment_manifest();
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.26");
+    let last_applied = serde_json::to_string(&manifest).unwrap_or_default();
+    let mut object = manifest;
+    object["metadata"]["namespace"] = json!("default");
+    object["metadata"]["uid"] = json!("3e5c7a0e-0000-4000-8000-000000000002");
+    object["metadata"]["resourceVersion"] = json!("7");
+    object["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": last_applied});
+    object
+}
+
+/// [`DEPLOYMENT`] as JSON.
+fn deployment_manifest() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{
+                    "name": "web",
+                    "image": "nginx:1.27",
+                    "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
+                    "ports": [{"containerPort": 80}],
+                }]},
+            },
+        },
+    })
+}
+
+#[test]
+fn apply_to_an_existing_object_computes_a_strategic_merge_patch_from_openapi() {
+    if !have_kubectl() {
+        println!("kubectl binaries not found under {KUBECTL_DIR}: skipped");
+        return;
+    }
+    let stub = Stub::start();
+    stub.put_object(
+        "/apis/apps/v1/namespaces/default/deployments/web",
+        existing_deployment(),
+    );
+    for version in VERSIONS {
+        if !kubectl_path(version).exists() {
+            continue;
+        }
+        let run = kubectl(
+            &stub,
+            version,
+            &["apply", "-f", "deployment.yaml"],
+            &[("deployment.yaml", DEPLOYMENT)],
+        );
+        assert!(run.ok, "{version}: {}\n{}", run.stdout, run.stderr);
+        assert!(
+            !run.stderr.contains("warning"),
+            "{version} could not use the OpenAPI patch metadata: {}",
+            run.stderr
+        );
+        let patch = run
+            .requests
+            .iter()
+            .find(|r| r.method == "PATCH")
+            .unwrap_or_else(|| panic!("{version} sent no PATCH"));
+        println!("   PATCH body: {}", patch.body);
+        assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
+        assert!(
+            patch.target.contains("fieldValidation=Strict"),
+            "{}",
+            patch.target
+        );
+        let body: Value = serde_json::from_str(&patch.body).unwrap_or_default();
+        assert_eq!(
+            body["spec"]["template"]["spec"]["$setElementOrder/containers"],
+            json!([{"name": "web"}]),
+            "{version}: {}",
+            patch.body
+        );
+        if !matches!(version, "1.27" | "1.28") {
+            // 1.29+ fall back to /openapi/v2 only when the v3 document cannot be used.
+            assert!(
+                run.requests
+                    .iter()
+                    .all(|r| !r.target.starts_with("/openapi/v2")),
+                "{version} fell back to /openapi/v2"
+            );
+        }
     }
 }
 
