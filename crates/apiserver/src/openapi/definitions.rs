@@ -119,8 +119,8 @@ fn register_roots(generator: &mut SchemaGenerator) {
     );
 }
 
-/// Builds every definition the served API uses. Takes tens of milliseconds; callers cache
-/// what they render from it, not the definitions themselves.
+/// Builds every definition the served API uses (about 400). Takes a few milliseconds and a
+/// few MB while alive; callers keep what they render from it, not the definitions.
 pub fn build() -> Definitions {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| {

@@ -14,8 +14,16 @@
 //!
 //! Nothing is built until first asked for; what is built is kept as gzip-compressed serialized
 //! bytes (the `*_gzip` functions hand them out as they are, for `Content-Encoding: gzip`),
-//! never as JSON trees. The first call of each family takes tens to a few hundred milliseconds of CPU:
-//! call these from `spawn_blocking` in async code.
+//! never as JSON trees. The first call of each family (v3, v2 JSON, v2 protobuf) takes about a
+//! hundred milliseconds of CPU: call these from `spawn_blocking` in async code.
+//!
+//! How upstream's handlers (kube-openapi `handler`, `handler3`) serve these, for the HTTP layer:
+//! `/openapi/v3` is `application/json` with a quoted ETag of its own SHA-512; a group-version
+//! document is `application/json`, `ETag: "<hash>"`, `Vary: Accept`, and when the request
+//! carries `?hash=`: the same hash gets `Cache-Control: public, immutable` and an `Expires` a
+//! year ahead, another hash a 301 to the current `serverRelativeURL`. `/openapi/v2` picks its
+//! format with [`v2_negotiate`] (406 when nothing fits), sets `Vary: Accept` and
+//! `ETag: "<`[`v2_etag`]`>"`. Both honour `If-None-Match` (304) and gzip when accepted.
 
 mod definitions;
 mod gnostic;
@@ -36,7 +44,8 @@ use std::sync::OnceLock;
 
 pub use render::KUBERNETES_VERSION;
 
-/// The Content-Type of [`v2_protobuf`], which is also what clients put in Accept to get it.
+/// The Content-Type of [`v2_protobuf`]. Clients ask for it under this name or the deprecated
+/// `application/com.github.proto-openapi.spec.v2@v1.0+protobuf` (kubectl 1.27 and 1.28).
 pub const V2_PROTOBUF_CONTENT_TYPE: &str =
     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
