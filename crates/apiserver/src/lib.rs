@@ -21,6 +21,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod metrics;
 pub mod object;
+pub mod openapi;
 pub mod registry;
 pub mod request;
 pub mod response;
