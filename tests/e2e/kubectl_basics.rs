@@ -103,7 +103,8 @@ fn labels_and_annotations_are_added_overwritten_and_removed(v: &str) {
     assert_eq!(k.ok(&["get", "pod", "nginx", "-o", "jsonpath={.metadata.labels.tier}"]), "db");
     assert_eq!(k.ok(&["label", "pod", "nginx", "tier-"]).trim(), "pod/nginx unlabeled");
     assert_eq!(k.ok(&["get", "pod", "nginx", "-o", "jsonpath={.metadata.labels}"]), "");
-    assert_eq!(k.ok(&["annotate", "pod", "nginx", "owner=ops"]).trim(), "pod/nginx annotated");
+    // kubectl 1.27 prints "annotate" where later versions print "annotated".
+    assert!(k.ok(&["annotate", "pod", "nginx", "owner=ops"]).starts_with("pod/nginx annotate"));
     assert_eq!(k.ok(&["get", "pod", "nginx", "-o", "jsonpath={.metadata.annotations.owner}"]), "ops");
     k.ok(&["annotate", "pod", "nginx", "owner-"]);
     assert_eq!(k.ok(&["get", "pod", "nginx", "-o", "jsonpath={.metadata.annotations.owner}"]), "");
@@ -122,7 +123,7 @@ fn patches_of_all_three_types_apply(v: &str) {
     k.ok(&["patch", "pod", "nginx", "--type=json", "-p", r#"[{"op":"add","path":"/metadata/labels/b","value":"2"}]"#]);
     assert_eq!(k.ok(&["get", "pod", "nginx", "-o", "jsonpath={.metadata.labels.a}{.metadata.labels.b}"]), "12");
     let err = k.fails(&["patch", "pod", "nginx", "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/labels/zzz"}]"#]);
-    assert!(err.contains("Error from server"), "{err}");
+    assert!(err.contains("The request is invalid: : error in remove for path: '/metadata/labels/zzz'"), "{err}");
     assert_eq!(k.ok(&["patch", "pod", "nginx", "--type=merge", "-p", r#"{"metadata":{"labels":{"a":"1"}}}"#]).trim(), "pod/nginx patched (no change)");
 }
 
@@ -183,8 +184,9 @@ fn deployments_scale(v: &str) {
     k.ok(&["create", "-f", &testdata("nginx-deployment.yaml")]);
     assert_eq!(k.ok(&["scale", "deployment", "nginx-deployment", "--replicas=5"]).trim(), "deployment.apps/nginx-deployment scaled");
     assert_eq!(k.ok(&["get", "deploy", "nginx-deployment", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]), "5 2");
+    // kubectl checks --resource-version itself before it sends the scale.
     let err = k.fails(&["scale", "deployment", "nginx-deployment", "--replicas=3", "--resource-version=1"]);
-    assert!(err.contains("the object has been modified"), "{err}");
+    assert!(err.contains("Expected resource version to be 1"), "{err}");
 }
 
 fn delete_by_name_file_selector_and_all(v: &str) {

@@ -22,6 +22,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod object;
 pub mod openapi;
+mod openapi_http;
 pub mod registry;
 pub mod request;
 pub mod response;
@@ -192,6 +193,16 @@ impl ApiServer {
             }
         };
         let verbose = call.query.all().contains_key("verbose");
+        if path.starts_with("/openapi/") || path == "/swagger.json" {
+            if call.user.is_none() {
+                return Some(response::error_response(&ferrokube_api::ApiError::unauthorized()));
+            }
+            return Some(
+                openapi_http::serve(path, &call.query, &call.headers)
+                    .await
+                    .unwrap_or_else(|| response::error_response(&ferrokube_api::ApiError::not_found("", "", path))),
+            );
+        }
         match path {
             "/version" | "/version/" => Some(response::json_value(StatusCode::OK, &version_info())),
             "/metrics" => {

@@ -887,12 +887,15 @@ fn patch_error(info: &ResourceInfo, name: &str, e: PatchError) -> ApiError {
     let msg = e.to_string();
     match e {
         PatchError::BadRequest(_) => ApiError::bad_request(msg),
+        // Upstream's NewGenericServerResponse(422): a generic message, the reason in a cause.
         PatchError::Unprocessable(_) => {
-            let mut err = ApiError::new(422, ferrokube_api::error::Reason::Invalid, msg.clone());
-            err.kind = info.kind.to_string();
-            err.name = name.to_string();
-            err.group = info.group.to_string();
-            err.with_cause("FieldValueInvalid", &msg, "")
+            let _ = (info, name);
+            ApiError::new(
+                422,
+                ferrokube_api::error::Reason::Invalid,
+                "the server rejected our request due to an error in our request",
+            )
+            .with_cause("UnexpectedServerResponse", &msg, "")
         }
         PatchError::TooLarge(_) => ApiError::request_entity_too_large(msg),
         PatchError::UnsupportedMediaType(_) => ApiError::new(415, ferrokube_api::error::Reason::UnsupportedMediaType, msg),

@@ -101,6 +101,16 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// A plain (non-pointer, `omitempty`) scalar at its zero value, which Go leaves out.
+fn is_go_zero_scalar(v: &Value, f: &FieldSchema) -> bool {
+    match (f.wire(), v) {
+        (Wire::String, Value::String(s)) => s.is_empty(),
+        (Wire::Bool, Value::Bool(b)) => !b,
+        (Wire::Int32 | Wire::Int64 | Wire::Double, Value::Number(n)) => n.as_f64() == Some(0.0),
+        _ => false,
+    }
+}
+
 /// Go's description of a JSON value in `UnmarshalTypeError`.
 fn describe(v: &Value) -> String {
     match v {
@@ -163,7 +173,8 @@ impl Walk<'_> {
                     for (i, item) in items.iter_mut().enumerate() {
                         self.element(item, f, owner, &format!("{path}[{i}]"));
                     }
-                    true
+                    // Go's `omitempty` drops empty slices: upstream never stores `[]` for them.
+                    !items.is_empty() || f.is_required()
                 }
                 other => {
                     self.mismatch(other, owner, f.go_type());
@@ -175,14 +186,16 @@ impl Walk<'_> {
                     for (k, item) in entries.iter_mut() {
                         self.element(item, f, owner, &join(path, k));
                     }
-                    true
+                    !entries.is_empty() || f.is_required()
                 }
                 other => {
                     self.mismatch(other, owner, f.go_type());
                     false
                 }
             },
-            Cardinality::Single | Cardinality::Inline => self.value(v, f, owner, path, f.go_type()),
+            Cardinality::Single | Cardinality::Inline => {
+                self.value(v, f, owner, path, f.go_type()) && (f.keeps_zero() || !is_go_zero_scalar(v, f))
+            }
         }
     }
 
