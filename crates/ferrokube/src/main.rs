@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod server;
 
 #[derive(Parser)]
@@ -15,6 +16,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API server (and, with later releases, scheduler, controllers and a node agent).
     Server(server::ServerArgs),
+    /// Measure a running cluster.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +31,6 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }
