@@ -11,6 +11,7 @@ pub mod error;
 pub mod patch;
 pub mod printers;
 pub mod protobuf;
+pub mod quantity;
 pub mod schema;
 pub mod selector;
 pub mod time;
