@@ -1,0 +1,458 @@
+//! `batch/v1`: `pkg/apis/batch/validation/validation.go`.
+
+use serde_json::{Map, Value};
+
+use super::core::validate_pod_template_spec;
+use super::meta::{
+    FIELD_IMMUTABLE, go_label_selector, nonnegative, selector_matches, validate_label_selector,
+};
+use super::{
+    Errs, Path, go_string_map, immutable, int, invalid_go, obj, objs, opt_str, present, string,
+};
+use crate::error::FieldError;
+
+pub(super) fn validate(
+    errs: &mut Errs,
+    kind: &str,
+    m: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
+) {
+    let sp = Path::new("spec");
+    let empty = Map::new();
+    let spec = obj(errs, m, "spec", &Path::new("")).unwrap_or(&empty);
+    match kind {
+        "Job" => {
+            job_spec(errs, spec, &sp, true);
+            if let Some(o) = old {
+                job_update(
+                    errs,
+                    spec,
+                    o.get("spec").and_then(Value::as_object).unwrap_or(&empty),
+                    &sp,
+                );
+            }
+        }
+        "CronJob" => {
+            cron_job(errs, m, spec, &sp);
+            if let Some(o) = old {
+                let _ = o;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `ValidateJobSpec` (`with_selector`: the Job itself; CronJob job templates have none).
+pub(super) fn job_spec(errs: &mut Errs, spec: &Map<String, Value>, sp: &Path, with_selector: bool) {
+    for f in [
+        "parallelism",
+        "completions",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+        "backoffLimitPerIndex",
+        "maxFailedIndexes",
+    ] {
+        if let Some(v) = int(errs, spec, f, sp) {
+            nonnegative(errs, v, &sp.child(f));
+        }
+    }
+    if present(spec, "maxFailedIndexes").is_some()
+        && present(spec, "backoffLimitPerIndex").is_none()
+    {
+        errs.push(FieldError::required(
+            sp.child("backoffLimitPerIndex"),
+            "when maxFailedIndexes is specified",
+        ));
+    }
+    let mode = opt_str(errs, spec, "completionMode", sp);
+    if let Some(mode) = mode {
+        if !matches!(mode, "NonIndexed" | "Indexed") {
+            errs.push(FieldError::not_supported(
+                sp.child("completionMode"),
+                mode,
+                &["NonIndexed", "Indexed"],
+            ));
+        }
+        if mode == "Indexed" {
+            if present(spec, "completions").is_none() {
+                errs.push(FieldError::required(
+                    sp.child("completions"),
+                    "when completion mode is Indexed",
+                ));
+            }
+            if let Some(p) = spec.get("parallelism").and_then(Value::as_i64)
+                && p > 100_000
+            {
+                errs.push(FieldError::invalid(
+                    sp.child("parallelism"),
+                    p,
+                    "must be less than or equal to 100000 when completion mode is Indexed",
+                ));
+            }
+        }
+    }
+    if mode.is_none_or(|m| m == "NonIndexed") {
+        for f in ["backoffLimitPerIndex", "maxFailedIndexes"] {
+            if let Some(v) = spec.get(f).and_then(Value::as_i64) {
+                errs.push(FieldError::invalid(
+                    sp.child(f),
+                    v,
+                    "requires indexed completion mode",
+                ));
+            }
+        }
+    }
+    let has_pfp = present(spec, "podFailurePolicy").is_some();
+    if let Some(pfp) = obj(errs, spec, "podFailurePolicy", sp) {
+        let pp = sp.child("podFailurePolicy");
+        for (rp, rule) in objs(errs, pfp, "rules", &pp) {
+            let action = string(errs, rule, "action", &rp);
+            let actions = ["Count", "FailIndex", "FailJob", "Ignore"];
+            if action.is_empty() {
+                errs.push(FieldError::required(
+                    rp.child("action"),
+                    format!(
+                        "valid values: [{}]",
+                        actions.map(|a| format!("\"{a}\"")).join(" ")
+                    ),
+                ));
+            } else if action == "FailIndex" {
+                if present(spec, "backoffLimitPerIndex").is_none() {
+                    errs.push(FieldError::invalid(
+                        rp.child("action"),
+                        action,
+                        "requires the backoffLimitPerIndex to be set",
+                    ));
+                }
+            } else if !actions.contains(&action) {
+                errs.push(FieldError::not_supported(
+                    rp.child("action"),
+                    action,
+                    &actions,
+                ));
+            }
+            let has_codes = present(rule, "onExitCodes").is_some();
+            let conds = objs(errs, rule, "onPodConditions", &rp);
+            for (cp, c) in &conds {
+                let status = string(errs, c, "status", cp);
+                if status.is_empty() {
+                    errs.push(FieldError::required(
+                        cp.child("status"),
+                        "valid values: [\"False\" \"True\" \"Unknown\"]",
+                    ));
+                } else if !matches!(status, "True" | "False" | "Unknown") {
+                    errs.push(FieldError::not_supported(
+                        cp.child("status"),
+                        status,
+                        &["False", "True", "Unknown"],
+                    ));
+                }
+            }
+            if let Some(codes) = obj(errs, rule, "onExitCodes", &rp) {
+                let cp = rp.child("onExitCodes");
+                let op = string(errs, codes, "operator", &cp);
+                if op.is_empty() {
+                    errs.push(FieldError::required(
+                        cp.child("operator"),
+                        "valid values: [\"In\" \"NotIn\"]",
+                    ));
+                } else if !matches!(op, "In" | "NotIn") {
+                    errs.push(FieldError::not_supported(
+                        cp.child("operator"),
+                        op,
+                        &["In", "NotIn"],
+                    ));
+                }
+                if codes
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty)
+                {
+                    errs.push(invalid_go(
+                        &cp.child("values"),
+                        "[]int32(nil)",
+                        "at least one value is required",
+                    ));
+                }
+            }
+            if has_codes && !conds.is_empty() {
+                errs.push(FieldError {
+                    kind: crate::error::FieldErrorType::Invalid,
+                    field: rp.to_string(),
+                    bad_value: None,
+                    detail: "specifying both OnExitCodes and OnPodConditions is not supported"
+                        .into(),
+                });
+            }
+            if !has_codes && conds.is_empty() {
+                errs.push(FieldError {
+                    kind: crate::error::FieldErrorType::Invalid,
+                    field: rp.to_string(),
+                    bad_value: None,
+                    detail: "specifying one of OnExitCodes and OnPodConditions is required".into(),
+                });
+            }
+        }
+    }
+    if let Some(prp) = opt_str(errs, spec, "podReplacementPolicy", sp) {
+        if has_pfp {
+            if prp != "Failed" {
+                errs.push(FieldError::not_supported(
+                    sp.child("podReplacementPolicy"),
+                    prp,
+                    &["Failed"],
+                ));
+            }
+        } else if !matches!(prp, "Failed" | "TerminatingOrFailed") {
+            errs.push(FieldError::not_supported(
+                sp.child("podReplacementPolicy"),
+                prp,
+                &["Failed", "TerminatingOrFailed"],
+            ));
+        }
+    }
+    let tp = sp.child("template");
+    let empty = Map::new();
+    let t = obj(errs, spec, "template", sp).unwrap_or(&empty);
+    validate_pod_template_spec(errs, t, &tp);
+    let rp = t
+        .get("spec")
+        .and_then(|s| s.get("restartPolicy"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let rpp = tp.child("spec").child("restartPolicy");
+    if rp == "Always" || rp.is_empty() {
+        errs.push(FieldError::required(
+            rpp,
+            "valid values: \"OnFailure\", \"Never\"",
+        ));
+    } else if !matches!(rp, "OnFailure" | "Never") {
+        errs.push(FieldError::not_supported(rpp, rp, &["OnFailure", "Never"]));
+    } else if has_pfp && rp != "Never" {
+        errs.push(FieldError::invalid(
+            rpp,
+            rp,
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        ));
+    }
+    if with_selector {
+        let sel = obj(errs, spec, "selector", sp);
+        match sel {
+            None => errs.push(FieldError::required(sp.child("selector"), "")),
+            Some(s) => validate_label_selector(errs, s, &sp.child("selector")),
+        }
+        let labels_v = t
+            .get("metadata")
+            .and_then(|md| md.get("labels"))
+            .and_then(Value::as_object);
+        let labels: Vec<(&str, &str)> = labels_v
+            .map(|l| {
+                l.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !selector_matches(sel, &labels) {
+            let rendered = go_string_map(labels_v.map(|_| labels.as_slice()));
+            errs.push(invalid_go(
+                &tp.child("metadata").child("labels"),
+                &rendered,
+                "`selector` does not match template `labels`",
+            ));
+        }
+    }
+}
+
+/// `ValidateJobSpecUpdate`: selector, template (unless suspended), completionMode,
+/// podFailurePolicy and a few more are immutable.
+fn job_update(errs: &mut Errs, new: &Map<String, Value>, old: &Map<String, Value>, sp: &Path) {
+    if new.get("selector") != old.get("selector") {
+        let rendered = match new.get("selector").and_then(Value::as_object) {
+            Some(s) => go_label_selector(s),
+            None => "(*v1.LabelSelector)(nil)".into(),
+        };
+        errs.push(invalid_go(
+            &sp.child("selector"),
+            &rendered,
+            FIELD_IMMUTABLE,
+        ));
+    }
+    let suspended_before = old.get("suspend").and_then(Value::as_bool) == Some(true);
+    let never_started = old.get("startTime").is_none();
+    if new.get("template") != old.get("template") && !(suspended_before && never_started) {
+        errs.push(FieldError {
+            kind: crate::error::FieldErrorType::Invalid,
+            field: sp.child("template").to_string(),
+            bad_value: None,
+            detail: format!("core.PodTemplateSpec{{...}}: {FIELD_IMMUTABLE}"),
+        });
+    }
+    for f in [
+        "completionMode",
+        "podFailurePolicy",
+        "backoffLimitPerIndex",
+        "managedBy",
+    ] {
+        immutable(errs, new.get(f), old.get(f), &sp.child(f));
+    }
+    let (nc, oc) = (new.get("completions"), old.get("completions"));
+    if nc != oc {
+        let indexed = new.get("completionMode").and_then(Value::as_str) == Some("Indexed");
+        let same_as_parallelism = nc.is_some() && nc == new.get("parallelism");
+        if !(indexed && same_as_parallelism) {
+            immutable(errs, nc, oc, &sp.child("completions"));
+        }
+    }
+}
+
+fn cron_job(errs: &mut Errs, m: &Map<String, Value>, spec: &Map<String, Value>, sp: &Path) {
+    let name = m
+        .get("metadata")
+        .and_then(|md| md.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if name.len() > 52 {
+        errs.push(FieldError::invalid(
+            Path::new("metadata").child("name"),
+            name,
+            "must be no more than 52 characters",
+        ));
+    }
+    let schedule = string(errs, spec, "schedule", sp);
+    if schedule.is_empty() {
+        errs.push(FieldError::required(sp.child("schedule"), ""));
+    } else if let Err(e) = check_cron(schedule) {
+        errs.push(FieldError::invalid(sp.child("schedule"), schedule, e));
+    } else if schedule.contains("TZ") {
+        errs.push(FieldError::invalid(
+            sp.child("schedule"),
+            schedule,
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        ));
+    }
+    let cp = string(errs, spec, "concurrencyPolicy", sp);
+    match cp {
+        "Allow" | "Forbid" | "Replace" => {}
+        "" => errs.push(FieldError::required(sp.child("concurrencyPolicy"), "")),
+        other => errs.push(FieldError::not_supported(
+            sp.child("concurrencyPolicy"),
+            other,
+            &["Allow", "Forbid", "Replace"],
+        )),
+    }
+    for f in [
+        "startingDeadlineSeconds",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+    ] {
+        if let Some(v) = int(errs, spec, f, sp) {
+            nonnegative(errs, v, &sp.child(f));
+        }
+    }
+    let jp = sp.child("jobTemplate");
+    let empty = Map::new();
+    let jt = obj(errs, spec, "jobTemplate", sp).unwrap_or(&empty);
+    if let Some(md) = obj(errs, jt, "metadata", &jp) {
+        let mp = jp.child("metadata");
+        let labels = super::str_map(errs, md, "labels", &mp);
+        super::meta::validate_labels(errs, &labels, &mp.child("labels"));
+        let ann = super::str_map(errs, md, "annotations", &mp);
+        super::meta::validate_annotations(errs, &ann, &mp.child("annotations"));
+    }
+    let js = obj(errs, jt, "spec", &jp).unwrap_or(&empty);
+    job_spec(errs, js, &jp.child("spec"), false);
+}
+
+/// A five-field cron expression (or a `@` macro), as robfig/cron's standard parser accepts.
+fn check_cron(s: &str) -> Result<(), String> {
+    let s = s.trim();
+    let body = if let Some(rest) = s.strip_prefix("TZ=").or_else(|| s.strip_prefix("CRON_TZ=")) {
+        match rest.split_once(' ') {
+            Some((_, b)) => b.trim(),
+            None => {
+                return Err(format!(
+                    "provided bad location {rest}: unknown time zone {rest}"
+                ));
+            }
+        }
+    } else {
+        s
+    };
+    if body.starts_with('@') {
+        return match body {
+            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
+            | "@hourly" => Ok(()),
+            b if b.starts_with("@every ") => Ok(()),
+            b => Err(format!("unrecognized descriptor: {b}")),
+        };
+    }
+    let fields: Vec<&str> = body.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "expected exactly 5 fields, found {}: {body}",
+            fields.len()
+        ));
+    }
+    let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)];
+    let names: [&[&str]; 5] = [
+        &[],
+        &[],
+        &[],
+        &[
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ],
+        &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        let (lo, hi) = bounds[i];
+        for part in f.split(',') {
+            let (range, step) = match part.split_once('/') {
+                Some((r, st)) => {
+                    let st: u32 = st.parse().map_err(|_| format!("failed to parse int from {st}: strconv.Atoi: parsing \"{st}\": invalid syntax"))?;
+                    if st == 0 {
+                        return Err(format!("step of range should be a positive number: {part}"));
+                    }
+                    (r, Some(st))
+                }
+                None => (part, None),
+            };
+            let _ = step;
+            if range == "*" || range == "?" {
+                continue;
+            }
+            let parse = |v: &str| -> Result<u32, String> {
+                if let Some(pos) = names[i].iter().position(|n| n.eq_ignore_ascii_case(v)) {
+                    return Ok(pos as u32 + if i == 3 { 1 } else { 0 });
+                }
+                v.parse::<u32>()
+                    .map_err(|_| format!("failed to parse int from {v}: strconv.Atoi: parsing \"{v}\": invalid syntax"))
+            };
+            let (a, b) = match range.split_once('-') {
+                Some((a, b)) => (parse(a)?, parse(b)?),
+                None => {
+                    let a = parse(range)?;
+                    (a, a)
+                }
+            };
+            if a < lo || b > hi + u32::from(i == 4) {
+                return Err(
+                    format!("end of range ({b}) above maximum ({hi}): {part}").replace(
+                        &format!("end of range ({b}) above maximum ({hi})"),
+                        &if a < lo {
+                            format!("beginning of range ({a}) below minimum ({lo})")
+                        } else {
+                            format!("end of range ({b}) above maximum ({hi})")
+                        },
+                    ),
+                );
+            }
+            if a > b {
+                return Err(format!(
+                    "beginning of range ({a}) beyond end of range ({b}): {part}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
