@@ -38,7 +38,12 @@ fn pod_only(spec: &mut Map<String, Value>) {
             let Some(res) = obj_mut(c, "resources") else {
                 continue;
             };
-            let Some(limits) = res.get("limits").and_then(Value::as_object).cloned() else {
+            let Some(limits) = res
+                .get("limits")
+                .and_then(Value::as_object)
+                .filter(|l| !l.is_empty())
+                .cloned()
+            else {
                 continue;
             };
             if let Some(req) = ensure_obj(res, "requests") {
@@ -655,6 +660,16 @@ pub(super) fn limit_range(obj: &mut Value) {
             }
             for (k, v) in min {
                 req.entry(k).or_insert(v);
+            }
+            // Go drops the empty maps it created here (omitempty).
+            for key in ["default", "defaultRequest"] {
+                if item
+                    .get(key)
+                    .and_then(Value::as_object)
+                    .is_some_and(Map::is_empty)
+                {
+                    item.remove(key);
+                }
             }
         }
         for key in [

@@ -364,20 +364,19 @@ fn cron_job(errs: &mut Errs, m: &Map<String, Value>, spec: &Map<String, Value>, 
     job_spec(errs, js, &jp.child("spec"), false);
 }
 
-/// A five-field cron expression (or a `@` macro), as robfig/cron's standard parser accepts.
+/// A five-field cron expression (or a `@` descriptor), with robfig/cron's error texts.
 fn check_cron(s: &str) -> Result<(), String> {
     let s = s.trim();
-    let body = if let Some(rest) = s.strip_prefix("TZ=").or_else(|| s.strip_prefix("CRON_TZ=")) {
-        match rest.split_once(' ') {
+    let body = match s.strip_prefix("TZ=").or_else(|| s.strip_prefix("CRON_TZ=")) {
+        Some(rest) => match rest.split_once(' ') {
             Some((_, b)) => b.trim(),
             None => {
                 return Err(format!(
                     "provided bad location {rest}: unknown time zone {rest}"
                 ));
             }
-        }
-    } else {
-        s
+        },
+        None => s,
     };
     if body.starts_with('@') {
         return match body {
@@ -390,69 +389,109 @@ fn check_cron(s: &str) -> Result<(), String> {
     let fields: Vec<&str> = body.split_whitespace().collect();
     if fields.len() != 5 {
         return Err(format!(
-            "expected exactly 5 fields, found {}: {body}",
-            fields.len()
+            "expected exactly 5 fields, found {}: [{}]",
+            fields.len(),
+            fields.join(" ")
         ));
     }
-    let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)];
-    let names: [&[&str]; 5] = [
-        &[],
-        &[],
-        &[],
-        &[
-            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-        ],
-        &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+    const MONTHS: &[&str] = &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
-    for (i, f) in fields.iter().enumerate() {
-        let (lo, hi) = bounds[i];
-        for part in f.split(',') {
-            let (range, step) = match part.split_once('/') {
-                Some((r, st)) => {
-                    let st: u32 = st.parse().map_err(|_| format!("failed to parse int from {st}: strconv.Atoi: parsing \"{st}\": invalid syntax"))?;
-                    if st == 0 {
-                        return Err(format!("step of range should be a positive number: {part}"));
+    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let bounds: [(i64, i64, &[&str], i64); 5] = [
+        (0, 59, &[], 0),
+        (0, 23, &[], 0),
+        (1, 31, &[], 0),
+        (1, 12, MONTHS, 1),
+        (0, 6, DAYS, 0),
+    ];
+    for (field, (lo, hi, names, offset)) in fields.iter().zip(bounds) {
+        for expr in field.split(',') {
+            let parse = |v: &str| -> Result<i64, String> {
+                if let Some(pos) = names.iter().position(|n| n.eq_ignore_ascii_case(v)) {
+                    return Ok(pos as i64 + offset);
+                }
+                let n: i64 = v.parse().map_err(|_| {
+                    format!(
+                        "failed to parse int from {v}: strconv.Atoi: parsing \"{v}\": invalid syntax"
+                    )
+                })?;
+                if n < 0 {
+                    return Err(format!("negative number ({n}) not allowed: {v}"));
+                }
+                Ok(n)
+            };
+            let (range, step) = match expr.split_once('/') {
+                Some((r, st)) => (r, Some(parse(st)?)),
+                None => (expr, None),
+            };
+            let (start, end) = if range == "*" || range == "?" {
+                (lo, hi)
+            } else {
+                match range.split_once('-') {
+                    Some((a, b)) => (parse(a)?, parse(b)?),
+                    None => {
+                        let a = parse(range)?;
+                        (a, if step.is_some() { hi } else { a })
                     }
-                    (r, Some(st))
-                }
-                None => (part, None),
-            };
-            let _ = step;
-            if range == "*" || range == "?" {
-                continue;
-            }
-            let parse = |v: &str| -> Result<u32, String> {
-                if let Some(pos) = names[i].iter().position(|n| n.eq_ignore_ascii_case(v)) {
-                    return Ok(pos as u32 + if i == 3 { 1 } else { 0 });
-                }
-                v.parse::<u32>()
-                    .map_err(|_| format!("failed to parse int from {v}: strconv.Atoi: parsing \"{v}\": invalid syntax"))
-            };
-            let (a, b) = match range.split_once('-') {
-                Some((a, b)) => (parse(a)?, parse(b)?),
-                None => {
-                    let a = parse(range)?;
-                    (a, a)
                 }
             };
-            if a < lo || b > hi + u32::from(i == 4) {
-                return Err(
-                    format!("end of range ({b}) above maximum ({hi}): {part}").replace(
-                        &format!("end of range ({b}) above maximum ({hi})"),
-                        &if a < lo {
-                            format!("beginning of range ({a}) below minimum ({lo})")
-                        } else {
-                            format!("end of range ({b}) above maximum ({hi})")
-                        },
-                    ),
-                );
-            }
-            if a > b {
+            if start < lo {
                 return Err(format!(
-                    "beginning of range ({a}) beyond end of range ({b}): {part}"
+                    "beginning of range ({start}) below minimum ({lo}): {expr}"
                 ));
+            }
+            if end > hi {
+                return Err(format!("end of range ({end}) above maximum ({hi}): {expr}"));
+            }
+            if start > end {
+                return Err(format!(
+                    "beginning of range ({start}) beyond end of range ({end}): {expr}"
+                ));
+            }
+            if step == Some(0) {
+                return Err(format!("step of range should be a positive number: {expr}"));
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_cron;
+
+    #[test]
+    fn cron_schedules_are_checked_like_robfig_cron() {
+        for ok in [
+            "*/5 * * * *",
+            "0 0 * * 0",
+            "@hourly",
+            "0 9-17/2 * jan-mar mon-fri",
+            "CRON_TZ=UTC 0 * * * *",
+        ] {
+            assert_eq!(check_cron(ok), Ok(()), "{ok}");
+        }
+        let table = [
+            ("* * * *", "expected exactly 5 fields, found 4: [* * * *]"),
+            ("61 * * * *", "end of range (61) above maximum (59): 61"),
+            ("* * 0 * *", "beginning of range (0) below minimum (1): 0"),
+            (
+                "5-1 * * * *",
+                "beginning of range (5) beyond end of range (1): 5-1",
+            ),
+            (
+                "*/0 * * * *",
+                "step of range should be a positive number: */0",
+            ),
+            (
+                "x * * * *",
+                "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax",
+            ),
+            ("@sometimes", "unrecognized descriptor: @sometimes"),
+        ];
+        for (input, want) in table {
+            assert_eq!(check_cron(input), Err(want.to_string()), "{input}");
+        }
+    }
 }

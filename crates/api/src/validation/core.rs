@@ -797,14 +797,15 @@ fn protocol(errs: &mut Errs, p: &Map<String, Value>, pp: &Path, required: bool) 
 }
 
 fn host_port_conflicts(errs: &mut Errs, list: &[(Path, &Map<String, Value>)], path: &Path) {
+    let _ = path;
     let mut seen = BTreeSet::new();
-    for (_, c) in list {
-        for p in c
+    for (cp, c) in list {
+        let ports = c
             .get("ports")
             .and_then(Value::as_array)
             .into_iter()
-            .flatten()
-        {
+            .flatten();
+        for (pi, p) in ports.enumerate() {
             let hp = p.get("hostPort").and_then(Value::as_i64).unwrap_or(0);
             if hp == 0 {
                 continue;
@@ -813,7 +814,10 @@ fn host_port_conflicts(errs: &mut Errs, list: &[(Path, &Map<String, Value>)], pa
             let ip = p.get("hostIP").and_then(Value::as_str).unwrap_or("");
             let key = format!("{proto}/{ip}/{hp}");
             if !seen.insert(key.clone()) {
-                errs.push(FieldError::duplicate(path.child("ports"), key));
+                errs.push(FieldError::duplicate(
+                    cp.child("ports").index(pi).child("hostPort"),
+                    key,
+                ));
             }
         }
     }
@@ -833,45 +837,40 @@ fn container_env(errs: &mut Errs, c: &Map<String, Value>, cp: &Path) {
             continue;
         };
         let vp = ep.child("valueFrom");
-        let sources = [
-            "fieldRef",
-            "resourceFieldRef",
-            "configMapKeyRef",
-            "secretKeyRef",
-            "fileKeyRef",
-        ];
-        let n = sources.iter().filter(|k| present(vf, k).is_some()).count();
-        if n == 0 {
-            errs.push(FieldError::invalid(&vp, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
-        } else if n > 1 {
-            errs.push(FieldError::invalid(
-                &vp,
-                "",
-                "may not have more than one field specified at a time",
-            ));
-        }
-        if present(e, "value").is_some_and(|v| v.as_str() != Some("")) && n > 0 {
-            errs.push(FieldError::invalid(
-                &vp,
-                "",
-                "may not be specified when `value` is not empty",
-            ));
-        }
+        let mut n = 0;
         if let Some(f) = obj(errs, vf, "fieldRef", &vp) {
-            let fp = vp.child("fieldRef");
-            let path_v = string(errs, f, "fieldPath", &fp);
-            if path_v.is_empty() {
-                errs.push(FieldError::required(fp.child("fieldPath"), ""));
-            } else {
-                let api = string(errs, f, "apiVersion", &fp);
-                if api.is_empty() {
-                    errs.push(FieldError::required(fp.child("apiVersion"), ""));
-                }
+            n += 1;
+            field_ref(errs, f, &vp.child("fieldRef"));
+        }
+        if let Some(r) = obj(errs, vf, "resourceFieldRef", &vp) {
+            n += 1;
+            let rp = vp.child("resourceFieldRef");
+            let res = string(errs, r, "resource", &rp);
+            let ok = [
+                "limits.cpu",
+                "limits.ephemeral-storage",
+                "limits.memory",
+                "requests.cpu",
+                "requests.ephemeral-storage",
+                "requests.memory",
+            ];
+            if res.is_empty() {
+                errs.push(FieldError::required(rp.child("resource"), ""));
+            } else if !ok.contains(&res)
+                && !res.starts_with("limits.hugepages-")
+                && !res.starts_with("requests.hugepages-")
+            {
+                errs.push(FieldError::not_supported(rp.child("resource"), res, &ok));
             }
         }
         for k in ["configMapKeyRef", "secretKeyRef"] {
             if let Some(r) = obj(errs, vf, k, &vp) {
+                n += 1;
                 let rp = vp.child(k);
+                let name = string(errs, r, "name", &rp);
+                for msg in names::name_is_dns_subdomain(name, false) {
+                    errs.push(FieldError::invalid(rp.child("name"), name, msg));
+                }
                 let key = string(errs, r, "key", &rp);
                 if key.is_empty() {
                     errs.push(FieldError::required(rp.child("key"), ""));
@@ -881,6 +880,32 @@ fn container_env(errs: &mut Errs, c: &Map<String, Value>, cp: &Path) {
                     }
                 }
             }
+        }
+        if present(vf, "fileKeyRef").is_some() {
+            n += 1;
+        }
+        let has_value = e
+            .get("value")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty());
+        if n == 0 {
+            errs.push(FieldError::invalid(
+                &vp,
+                "",
+                "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+            ));
+        } else if has_value {
+            errs.push(FieldError::invalid(
+                &vp,
+                "",
+                "may not be specified when `value` is not empty",
+            ));
+        } else if n > 1 {
+            errs.push(FieldError::invalid(
+                &vp,
+                "",
+                "may not have more than one field specified at a time",
+            ));
         }
     }
     for (ep, e) in objs(errs, c, "envFrom", cp) {
@@ -918,6 +943,37 @@ fn container_env(errs: &mut Errs, c: &Map<String, Value>, cp: &Path) {
                 }
             }
         }
+    }
+}
+
+/// `validateObjectFieldSelector` with the env var field paths.
+fn field_ref(errs: &mut Errs, f: &Map<String, Value>, fp: &Path) {
+    let api = string(errs, f, "apiVersion", fp);
+    if api.is_empty() {
+        errs.push(FieldError::required(fp.child("apiVersion"), ""));
+        return;
+    }
+    let path = string(errs, f, "fieldPath", fp);
+    if path.is_empty() {
+        errs.push(FieldError::required(fp.child("fieldPath"), ""));
+        return;
+    }
+    let ok = [
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.uid",
+        "spec.nodeName",
+        "spec.serviceAccountName",
+        "status.hostIP",
+        "status.hostIPs",
+        "status.podIP",
+        "status.podIPs",
+    ];
+    let subscripted = ["metadata.labels[", "metadata.annotations["]
+        .iter()
+        .any(|p| path.starts_with(p) && path.ends_with(']'));
+    if !subscripted && !ok.contains(&path) {
+        errs.push(FieldError::not_supported(fp.child("fieldPath"), path, &ok));
     }
 }
 
