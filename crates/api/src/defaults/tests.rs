@@ -535,6 +535,13 @@ fn limit_range_container_items_fill_default_and_request() {
         lr["spec"]["limits"][1],
         json!({"type": "Pod", "max": {"cpu": "4"}})
     );
+    let bare = defaulted(
+        "",
+        "v1",
+        "LimitRange",
+        json!({"spec": {"limits": [{"type": "Container"}]}}),
+    );
+    assert_eq!(bare["spec"]["limits"][0], json!({"type": "Container"}));
 }
 
 #[test]

@@ -413,6 +413,24 @@ fn pod_rules_report_upstream_messages() {
             ],
         ),
         (
+            json!({"containers": [
+            {"name": "a", "image": "i", "ports": [{"containerPort": 80, "hostPort": 8080}]},
+            {"name": "b", "image": "i", "ports": [{"containerPort": 81, "hostPort": 8080}]}]}),
+            vec!["spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\""],
+        ),
+        (
+            json!({"containers": [{"name": "c", "image": "i", "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "spec.bogus"}}}]}]}),
+            vec![
+                "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: \"spec.bogus\": supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"spec.nodeName\", \"spec.serviceAccountName\", \"status.hostIP\", \"status.hostIPs\", \"status.podIP\", \"status.podIPs\"",
+            ],
+        ),
+        (
+            json!({"containers": [{"name": "c", "image": "i", "env": [{"name": "N", "value": "x", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]}]}),
+            vec![
+                "spec.containers[0].env[0].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty",
+            ],
+        ),
+        (
             json!({"activeDeadlineSeconds": 0, "containers": [nginx()]}),
             vec![
                 "spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive",
