@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::encoding;
 use super::{
     default_int, default_nil, default_str, each_obj, embedded_meta, ensure_obj, is_empty, obj_mut,
     quantity_field, resource_list, status_zeros, str_of,
@@ -15,6 +16,7 @@ pub(super) fn pod(obj: &mut Value) {
         pod_spec(spec);
     }
     if let Some(status) = ensure_obj(m, "status") {
+        encoding::pod_status(status);
         for key in [
             "initContainerStatuses",
             "containerStatuses",
@@ -97,6 +99,7 @@ pub(super) fn pod_spec(spec: &mut Map<String, Value>) {
         resource_list(r, "limits");
         resource_list(r, "requests");
     }
+    encoding::pod_spec(spec);
 }
 
 /// The fields of `v1.VolumeSource`; a volume with none of them set becomes an emptyDir.
@@ -487,6 +490,7 @@ pub(super) fn service(obj: &mut Value) {
         if ty == "LoadBalancer" {
             default_nil(spec, "allocateLoadBalancerNodePorts", json!(true));
         }
+        encoding::service_spec(spec);
     }
     let lb = m
         .get("spec")
@@ -527,7 +531,9 @@ pub(super) fn namespace(obj: &mut Value) {
 
 pub(super) fn node(obj: &mut Value) {
     let Some(m) = obj.as_object_mut() else { return };
-    ensure_obj(m, "spec");
+    if let Some(spec) = ensure_obj(m, "spec") {
+        encoding::node_spec(spec);
+    }
     let Some(status) = ensure_obj(m, "status") else {
         return;
     };
@@ -616,7 +622,14 @@ pub(super) fn persistent_volume_claim(obj: &mut Value) {
 
 pub(super) fn secret(obj: &mut Value) {
     if let Some(m) = obj.as_object_mut() {
+        encoding::secret(m);
         default_str(m, "type", "Opaque");
+    }
+}
+
+pub(super) fn config_map(obj: &mut Value) {
+    if let Some(m) = obj.as_object_mut() {
+        encoding::config_map(m);
     }
 }
 

@@ -45,6 +45,7 @@
 //! object metadata (uid, creationTimestamp, resourceVersion, generation, managedFields).
 
 mod core;
+mod encoding;
 mod groups;
 mod workloads;
 
@@ -59,9 +60,10 @@ pub use workloads::generate_job_selector;
 /// Unknown kinds are left alone. Fields of the wrong JSON type are left as they are, for
 /// validation to report; nothing here panics on odd input.
 pub fn apply(group: &str, version: &str, kind: &str, obj: &mut Value) {
-    if !obj.is_object() {
+    let Some(m) = obj.as_object_mut() else {
         return;
-    }
+    };
+    encoding::meta(m);
     match (group, version, kind) {
         ("", "v1", "Pod") => core::pod(obj),
         ("", "v1", "PodTemplate") => core::pod_template(obj),
@@ -72,6 +74,7 @@ pub fn apply(group: &str, version: &str, kind: &str, obj: &mut Value) {
         ("", "v1", "PersistentVolume") => core::persistent_volume(obj),
         ("", "v1", "PersistentVolumeClaim") => core::persistent_volume_claim(obj),
         ("", "v1", "Secret") => core::secret(obj),
+        ("", "v1", "ConfigMap") => core::config_map(obj),
         ("", "v1", "Endpoints") => core::endpoints(obj),
         ("", "v1", "LimitRange") => core::limit_range(obj),
         ("", "v1", "ResourceQuota") => core::resource_quota(obj),
@@ -255,6 +258,7 @@ pub(crate) fn resource_list(m: &mut Map<String, Value>, key: &str) {
 
 /// Embedded `ObjectMeta` (templates): Go emits `creationTimestamp: null` for the zero time.
 pub(crate) fn embedded_meta(m: &mut Map<String, Value>) {
+    encoding::meta(m);
     if let Some(meta) = ensure_obj(m, "metadata") {
         meta.entry("creationTimestamp").or_insert(Value::Null);
     }

@@ -691,3 +691,86 @@ fn odd_json_types_are_left_alone_without_panicking() {
         }
     }
 }
+
+#[test]
+fn secret_string_data_is_stored_base64_in_data() {
+    let s = defaulted(
+        "",
+        "v1",
+        "Secret",
+        json!({"metadata": {"name": "s"}, "data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "hello"}}),
+    );
+    assert_eq!(
+        s,
+        json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "eA==", "b": "aGVsbG8="}})
+    );
+}
+
+#[test]
+fn zero_values_of_omitempty_fields_are_not_stored() {
+    let pod = defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "p", "labels": {}}, "spec": {"hostNetwork": false, "nodeSelector": {},
+            "tolerations": [], "containers": [{"name": "c", "image": "i:1", "args": [], "tty": false,
+                "ports": [{"containerPort": 80, "hostPort": 0, "name": ""}],
+                "env": [{"name": "E", "value": ""}],
+                "readinessProbe": {"tcpSocket": {"port": 80}, "initialDelaySeconds": 0},
+                "securityContext": {"privileged": false, "runAsUser": 0}}]}}),
+    );
+    assert_eq!(pod["metadata"], json!({"name": "p"}));
+    let spec = pod["spec"].as_object().cloned().unwrap_or_default();
+    for gone in ["hostNetwork", "nodeSelector", "tolerations"] {
+        assert!(!spec.contains_key(gone), "{gone}");
+    }
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c.get("args"), None);
+    assert_eq!(c.get("tty"), None);
+    assert_eq!(
+        c["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
+    assert_eq!(c["env"], json!([{"name": "E"}]));
+    assert_eq!(c["readinessProbe"].get("initialDelaySeconds"), None);
+    // pointers keep their zero values
+    assert_eq!(
+        c["securityContext"],
+        json!({"privileged": false, "runAsUser": 0})
+    );
+    let d = defaulted(
+        "apps",
+        "v1",
+        "Deployment",
+        json!({"spec": {"replicas": 0, "paused": false, "minReadySeconds": 0}}),
+    );
+    assert_eq!(d["spec"]["replicas"], 0);
+    assert_eq!(d["spec"].get("paused"), None);
+    assert_eq!(d["spec"].get("minReadySeconds"), None);
+}
+
+#[test]
+fn conversion_aliases_are_mirrored_as_upstream() {
+    let pod = defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({"spec": {"serviceAccount": "builder", "containers": []}}),
+    );
+    assert_eq!(pod["spec"]["serviceAccountName"], "builder");
+    assert_eq!(pod["spec"]["serviceAccount"], "builder");
+    let node = defaulted(
+        "",
+        "v1",
+        "Node",
+        json!({"spec": {"podCIDR": "10.244.1.0/24"}}),
+    );
+    assert_eq!(node["spec"]["podCIDRs"], json!(["10.244.1.0/24"]));
+    let pod = defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({"spec": {"containers": []}, "status": {"podIPs": [{"ip": "10.0.0.5"}]}}),
+    );
+    assert_eq!(pod["status"]["podIP"], "10.0.0.5");
+}

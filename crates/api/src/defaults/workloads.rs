@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::core::{pod_template_spec, pvc};
+use super::encoding;
 use super::{
     default_nil, default_str, each_obj, embedded_meta, ensure_obj, is_empty, obj_mut, status_zeros,
     str_of,
@@ -22,6 +23,7 @@ pub(super) fn deployment(obj: &mut Value) {
     let Some(spec) = obj.as_object_mut().and_then(|m| ensure_obj(m, "spec")) else {
         return;
     };
+    encoding::workload_spec(spec);
     default_nil(spec, "replicas", json!(1));
     if let Some(strategy) = ensure_obj(spec, "strategy") {
         default_str(strategy, "type", "RollingUpdate");
@@ -42,6 +44,7 @@ pub(super) fn replica_set(obj: &mut Value) {
     let Some(spec) = obj.as_object_mut().and_then(|m| ensure_obj(m, "spec")) else {
         return;
     };
+    encoding::workload_spec(spec);
     default_nil(spec, "replicas", json!(1));
     template(obj);
     status_zeros(obj, &["replicas"]);
@@ -51,6 +54,7 @@ pub(super) fn daemon_set(obj: &mut Value) {
     let Some(spec) = obj.as_object_mut().and_then(|m| ensure_obj(m, "spec")) else {
         return;
     };
+    encoding::workload_spec(spec);
     if let Some(us) = ensure_obj(spec, "updateStrategy") {
         default_str(us, "type", "RollingUpdate");
         if str_of(us, "type") == "RollingUpdate"
@@ -77,6 +81,7 @@ pub(super) fn stateful_set(obj: &mut Value) {
     let Some(spec) = obj.as_object_mut().and_then(|m| ensure_obj(m, "spec")) else {
         return;
     };
+    encoding::workload_spec(spec);
     default_str(spec, "podManagementPolicy", "OrderedReady");
     if let Some(us) = ensure_obj(spec, "updateStrategy") {
         if str_of(us, "type").is_empty() {
