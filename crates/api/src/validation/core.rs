@@ -1215,6 +1215,31 @@ fn is_standard_container_resource(name: &str) -> bool {
     matches!(name, "cpu" | "memory" | "ephemeral-storage") || is_hugepages(name)
 }
 
+fn is_standard_quota_resource(name: &str) -> bool {
+    const QUOTA: &[&str] = &[
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "requests.cpu",
+        "requests.memory",
+        "requests.storage",
+        "requests.ephemeral-storage",
+        "limits.cpu",
+        "limits.memory",
+        "limits.ephemeral-storage",
+        "pods",
+        "services",
+        "replicationcontrollers",
+        "resourcequotas",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services.nodeports",
+        "services.loadbalancers",
+    ];
+    QUOTA.contains(&name) || name.starts_with("requests.hugepages-")
+}
+
 fn is_standard_resource(name: &str) -> bool {
     const STANDARD: &[&str] = &[
         "cpu",
@@ -1254,17 +1279,29 @@ fn resource_entry(
         errs.push(FieldError::invalid(path, name, msg));
     }
     if errs.0.len() == before && !name.contains('/') {
-        let ok = match kind {
-            ResourceKind::Container => is_standard_container_resource(name),
-            _ => is_standard_resource(name) || name.starts_with("count/"),
-        };
-        if !ok {
-            let msg = if kind == ResourceKind::Container && is_standard_resource(name) {
-                "must be a standard resource for containers"
-            } else {
-                "must be a standard resource type or fully qualified"
-            };
-            errs.push(FieldError::invalid(path, name, msg));
+        if !is_standard_resource(name) {
+            errs.push(FieldError::invalid(
+                path,
+                name,
+                "must be a standard resource type or fully qualified",
+            ));
+        }
+        match kind {
+            ResourceKind::Container if !is_standard_container_resource(name) => {
+                errs.push(FieldError::invalid(
+                    path,
+                    name,
+                    "must be a standard resource for containers",
+                ));
+            }
+            ResourceKind::Quota if !is_standard_quota_resource(name) => {
+                errs.push(FieldError::invalid(
+                    path,
+                    name,
+                    "must be a standard resource for quota",
+                ));
+            }
+            _ => {}
         }
     } else if errs.0.len() == before
         && kind == ResourceKind::Container

@@ -335,6 +335,7 @@ fn pod_rules_report_upstream_messages() {
             json!({"containers": [{"name": "c", "image": "i", "resources": {"requests": {"gpu": "1"}}}]}),
             vec![
                 "spec.containers[0].resources.requests[gpu]: Invalid value: \"gpu\": must be a standard resource type or fully qualified",
+                "spec.containers[0].resources.requests[gpu]: Invalid value: \"gpu\": must be a standard resource for containers",
             ],
         ),
         (
