@@ -579,9 +579,15 @@ fn volume_source(errs: &mut Errs, kind: &str, s: &Value, path: &Path) {
         "csi" if string(errs, m, "driver", path).is_empty() => {
             errs.push(FieldError::required(path.child("driver"), ""));
         }
-        "ephemeral" if obj(errs, m, "volumeClaimTemplate", path).is_none() => {
-            errs.push(FieldError::required(path.child("volumeClaimTemplate"), ""));
-        }
+        "ephemeral" => match obj(errs, m, "volumeClaimTemplate", path) {
+            None => errs.push(FieldError::required(path.child("volumeClaimTemplate"), "")),
+            Some(t) => {
+                let tp = path.child("volumeClaimTemplate");
+                let empty = Map::new();
+                let spec = obj(errs, t, "spec", &tp).unwrap_or(&empty);
+                pvc_spec(errs, spec, &tp.child("spec"));
+            }
+        },
         "image" if string(errs, m, "reference", path).is_empty() => {
             errs.push(FieldError::required(path.child("reference"), ""));
         }
@@ -2375,10 +2381,14 @@ const ACCESS_MODES: &[&str] = &[
     "ReadWriteOncePod",
 ];
 
-fn access_modes(errs: &mut Errs, spec: &Map<String, Value>, path: &Path, required: bool) {
+/// `required_detail`: the Required message when the list is empty (PV "", PVC "at least 1 ...").
+fn access_modes(errs: &mut Errs, spec: &Map<String, Value>, path: &Path, required_detail: &str) {
     let modes = strs(errs, spec, "accessModes", path);
-    if modes.is_empty() && required {
-        errs.push(FieldError::required(path.child("accessModes"), ""));
+    if modes.is_empty() {
+        errs.push(FieldError::required(
+            path.child("accessModes"),
+            required_detail,
+        ));
     }
     for m in &modes {
         if !ACCESS_MODES.contains(m) {
@@ -2401,7 +2411,7 @@ fn persistent_volume(errs: &mut Errs, m: &Map<String, Value>, old: Option<&Map<S
     let sp = Path::new("spec");
     let empty = Map::new();
     let spec = obj(errs, m, "spec", &Path::new("")).unwrap_or(&empty);
-    access_modes(errs, spec, &sp, true);
+    access_modes(errs, spec, &sp, "");
     match obj(errs, spec, "capacity", &sp) {
         None => errs.push(FieldError::required(sp.child("capacity"), "")),
         Some(c) => {
@@ -2534,29 +2544,21 @@ fn persistent_volume_claim(
 }
 
 pub(super) fn pvc_spec(errs: &mut Errs, spec: &Map<String, Value>, sp: &Path) {
-    access_modes(errs, spec, sp, true);
+    access_modes(errs, spec, sp, "at least 1 access mode is required");
     let rp = sp.child("resources");
     let requests = obj(errs, spec, "resources", sp).and_then(|r| obj(errs, r, "requests", &rp));
+    let p = rp.key("storage");
     match requests.and_then(|r| r.get("storage")) {
-        None => errs.push(FieldError::required(
-            rp.child("requests").key("storage"),
-            "",
-        )),
-        Some(q) => {
-            let p = rp.child("requests").key("storage");
-            match Quantity::from_json(q) {
-                Err(e) => errs.push(FieldError::invalid(&p, q.clone(), e.to_string())),
-                Ok(q) if q.sign() < 0 => {
-                    errs.push(FieldError::invalid(&p, q.to_string(), meta::IS_NEGATIVE))
-                }
-                Ok(q) if q.is_zero() => errs.push(FieldError::invalid(
-                    &p,
-                    q.to_string(),
-                    "must be greater than zero",
-                )),
-                Ok(_) => {}
-            }
-        }
+        None => errs.push(FieldError::required(&p, "")),
+        Some(q) => match Quantity::from_json(q) {
+            Err(e) => errs.push(FieldError::invalid(&p, q.clone(), e.to_string())),
+            Ok(q) if q.sign() <= 0 => errs.push(FieldError::invalid(
+                &p,
+                q.to_string(),
+                "must be greater than zero",
+            )),
+            Ok(_) => {}
+        },
     }
     if let Some(vm) = opt_str(errs, spec, "volumeMode", sp)
         && !matches!(vm, "Block" | "Filesystem")

@@ -761,7 +761,7 @@ fn config_keys_nodes_and_volumes_report_upstream_messages() {
             "PersistentVolumeClaim",
             json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {"accessModes": ["ReadWriteOnce"]}})
         ),
-        vec!["spec.resources.requests[storage]: Required value"]
+        vec!["spec.resources[storage]: Required value"]
     );
 }
 
