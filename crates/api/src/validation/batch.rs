@@ -22,6 +22,9 @@ pub(super) fn validate(
     let spec = obj(errs, m, "spec", &Path::new("")).unwrap_or(&empty);
     match kind {
         "Job" => {
+            if old.is_none() {
+                generated_selector(errs, m, spec);
+            }
             job_spec(errs, spec, &sp, true);
             if let Some(o) = old {
                 job_update(
@@ -353,15 +356,89 @@ fn cron_job(errs: &mut Errs, m: &Map<String, Value>, spec: &Map<String, Value>, 
     let jp = sp.child("jobTemplate");
     let empty = Map::new();
     let jt = obj(errs, spec, "jobTemplate", sp).unwrap_or(&empty);
-    if let Some(md) = obj(errs, jt, "metadata", &jp) {
-        let mp = jp.child("metadata");
-        let labels = super::str_map(errs, md, "labels", &mp);
-        super::meta::validate_labels(errs, &labels, &mp.child("labels"));
-        let ann = super::str_map(errs, md, "annotations", &mp);
-        super::meta::validate_annotations(errs, &ann, &mp.child("annotations"));
-    }
     let js = obj(errs, jt, "spec", &jp).unwrap_or(&empty);
     job_spec(errs, js, &jp.child("spec"), false);
+    let jsp = jp.child("spec");
+    if let Some(sel) = js.get("selector").and_then(Value::as_object) {
+        errs.push(invalid_go(
+            &jsp.child("selector"),
+            &go_label_selector(sel),
+            "`selector` will be auto-generated",
+        ));
+    }
+    if js.get("manualSelector").and_then(Value::as_bool) == Some(true) {
+        errs.push(FieldError {
+            kind: crate::error::FieldErrorType::NotSupported,
+            field: jsp.child("manualSelector").to_string(),
+            bad_value: None,
+            detail: "true: supported values: \"nil\", \"false\"".into(),
+        });
+    }
+}
+
+/// `validateGeneratedSelector`: unless `manualSelector` is true, the generated labels and
+/// selector must be in place (and match the Job's uid and name).
+fn generated_selector(errs: &mut Errs, m: &Map<String, Value>, spec: &Map<String, Value>) {
+    if spec.get("manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let tmp = Path::new("spec").child("template").child("metadata");
+    let labels = spec
+        .get("template")
+        .and_then(|t| t.get("metadata"))
+        .and_then(|md| md.get("labels"))
+        .and_then(Value::as_object);
+    let Some(labels) = labels else {
+        errs.push(invalid_go(
+            &tmp.child("labels"),
+            "map[string]string(nil)",
+            "must not be nil",
+        ));
+        return;
+    };
+    let Some(sel) = spec.get("selector").and_then(Value::as_object) else {
+        return;
+    };
+    let meta = m.get("metadata");
+    let uid = meta
+        .and_then(|md| md.get("uid"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = meta
+        .and_then(|md| md.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if uid.is_empty() {
+        errs.push(FieldError::required(Path::new("metadata").child("uid"), ""));
+    }
+    let pairs: Vec<(&str, &str)> = labels
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+        .collect();
+    for (key, want) in [
+        ("controller-uid", uid),
+        ("job-name", name),
+        ("batch.kubernetes.io/controller-uid", uid),
+        ("batch.kubernetes.io/job-name", name),
+    ] {
+        let p = tmp.child("labels").key(key);
+        match labels.get(key).and_then(Value::as_str) {
+            None => errs.push(FieldError::required(p, want)),
+            Some(v) if v != want => errs.push(invalid_go(
+                &p,
+                &go_string_map(Some(&pairs)),
+                &format!("must be '{want}'"),
+            )),
+            Some(_) => {}
+        }
+    }
+    if !selector_matches(Some(sel), &[("batch.kubernetes.io/controller-uid", uid)]) {
+        errs.push(invalid_go(
+            &Path::new("spec").child("selector"),
+            &go_label_selector(sel),
+            "`selector` not auto-generated",
+        ));
+    }
 }
 
 /// A five-field cron expression (or a `@` descriptor), with robfig/cron's error texts.

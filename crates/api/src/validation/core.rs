@@ -79,14 +79,15 @@ pub(super) fn validate(
 // Pods
 
 /// `ValidatePodTemplateSpec`: labels, annotations and the pod spec of a template.
+/// Upstream reports template label errors at `<template>.labels`, not `.metadata.labels`.
 pub(super) fn validate_pod_template_spec(errs: &mut Errs, t: &Map<String, Value>, path: &Path) {
     let mpath = path.child("metadata");
     let meta = obj(errs, t, "metadata", path);
     if let Some(md) = meta {
         let labels = str_map(errs, md, "labels", &mpath);
-        validate_labels(errs, &labels, &mpath.child("labels"));
+        validate_labels(errs, &labels, &path.child("labels"));
         let ann = str_map(errs, md, "annotations", &mpath);
-        validate_annotations(errs, &ann, &mpath.child("annotations"));
+        validate_annotations(errs, &ann, &path.child("annotations"));
     }
     let spec = obj(errs, t, "spec", path).cloned().unwrap_or_default();
     validate_pod_spec(errs, &spec, None, &path.child("spec"), false);
@@ -2135,8 +2136,12 @@ fn service(errs: &mut Errs, m: &Map<String, Value>, old: Option<&Map<String, Val
     }
 }
 
-fn data_keys(errs: &mut Errs, m: &Map<String, Value>, what: &str) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
+fn data_keys(errs: &mut Errs, m: &Map<String, Value>, what: &str) {
+    let binary: Vec<String> = m
+        .get("binaryData")
+        .and_then(Value::as_object)
+        .map(|b| b.keys().cloned().collect())
+        .unwrap_or_default();
     for field in ["data", "binaryData", "stringData"] {
         if what == "configmap" && field == "stringData" || what == "secret" && field == "binaryData"
         {
@@ -2153,7 +2158,7 @@ fn data_keys(errs: &mut Errs, m: &Map<String, Value>, what: &str) -> BTreeSet<St
             if !v.is_string() && !v.is_null() {
                 errs.type_invalid(&fp.key(k), v, "string");
             }
-            if what == "configmap" && !keys.insert(k.clone()) {
+            if what == "configmap" && field == "data" && binary.contains(k) {
                 errs.push(FieldError::invalid(
                     fp.key(k),
                     k.as_str(),
@@ -2162,7 +2167,6 @@ fn data_keys(errs: &mut Errs, m: &Map<String, Value>, what: &str) -> BTreeSet<St
             }
         }
     }
-    keys
 }
 
 fn data_size(m: &Map<String, Value>, fields: &[&str]) -> usize {
@@ -2266,7 +2270,7 @@ fn secret(errs: &mut Errs, m: &Map<String, Value>, old: Option<&Map<String, Valu
             errs.push(FieldError::required(dp.key("ssh-privatekey"), ""));
         }
         "kubernetes.io/tls" => {
-            for k in ["tls.key", "tls.crt"] {
+            for k in ["tls.crt", "tls.key"] {
                 if !has(k) {
                     errs.push(FieldError::required(dp.key(k), ""));
                 }

@@ -922,3 +922,37 @@ fn wrong_json_types_become_errors_not_panics() {
         ]
     );
 }
+
+#[test]
+fn generated_job_selectors_and_template_labels_are_checked_as_upstream() {
+    let mut j = json!({"metadata": {"name": "j", "namespace": "d", "uid": "u-1"}, "spec": {"template": {
+        "metadata": {"labels": {"job-name": "other"}},
+        "spec": {"restartPolicy": "Never", "containers": [nginx()]}}}});
+    defaults::apply("batch", "v1", "Job", &mut j);
+    defaults::generate_job_selector(&mut j);
+    let errs: Vec<String> = validate_create("batch", "v1", "Job", &j)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "spec.template.metadata.labels[job-name]: Invalid value: map[string]string{"
+        ) && errs[0].ends_with(": must be 'j'"),
+        "{}",
+        errs[0]
+    );
+    let d = deployment(
+        json!({"matchLabels": {"app": "web"}}),
+        json!({"app": "web", "bad key": "x"}),
+    );
+    let errs = create("apps", "v1", "Deployment", d);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with(
+            "spec.template.labels: Invalid value: \"bad key\": name part must consist"
+        ),
+        "{}",
+        errs[0]
+    );
+}
