@@ -108,7 +108,8 @@ pub fn apply(group: &str, version: &str, kind: &str, obj: &mut Value) {
 /// must not run on update or read.
 ///
 /// - Namespace: `spec.finalizers` gains `kubernetes`, `status` becomes `{phase: Active}`.
-/// - Pod: `status` becomes `{phase: Pending, qosClass: ...}`.
+/// - Pod: `status` becomes `{phase: Pending, qosClass: ...}`, plus the `PodScheduled=False`
+///   `SchedulingGated` condition when the pod has scheduling gates.
 /// - Job: when `spec.manualSelector` is not true, the server must also call
 ///   [`generate_job_selector`] once the uid is known.
 ///
@@ -136,11 +137,24 @@ pub fn prepare_for_create(group: &str, version: &str, kind: &str, obj: &mut Valu
         }
         ("", "v1", "Pod") => {
             let qos = core::pod_qos_class(obj);
+            let gated = obj
+                .get("spec")
+                .and_then(|s| s.get("schedulingGates"))
+                .and_then(Value::as_array)
+                .is_some_and(|g| !g.is_empty());
             if let Some(m) = obj.as_object_mut() {
-                m.insert(
-                    "status".into(),
-                    json!({"phase": "Pending", "qosClass": qos}),
-                );
+                let mut status = json!({"phase": "Pending", "qosClass": qos});
+                if gated {
+                    status["conditions"] = json!([{
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "lastProbeTime": null,
+                        "lastTransitionTime": null,
+                        "reason": "SchedulingGated",
+                        "message": "Scheduling is blocked due to non-empty scheduling gates"
+                    }]);
+                }
+                m.insert("status".into(), status);
             }
         }
         _ => {}

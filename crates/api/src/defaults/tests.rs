@@ -774,3 +774,13 @@ fn conversion_aliases_are_mirrored_as_upstream() {
     );
     assert_eq!(pod["status"]["podIP"], "10.0.0.5");
 }
+
+#[test]
+fn gated_pods_start_with_the_scheduling_gated_condition() {
+    let mut pod = json!({"spec": {"schedulingGates": [{"name": "example.com/wait"}], "containers": [nginx_container()]}});
+    apply("", "v1", "Pod", &mut pod);
+    prepare_for_create("", "v1", "Pod", &mut pod);
+    assert_eq!(pod["status"]["conditions"][0]["reason"], "SchedulingGated");
+    assert_eq!(pod["status"]["conditions"][0]["status"], "False");
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
+}
