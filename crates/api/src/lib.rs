@@ -12,6 +12,7 @@ pub mod managed_fields;
 pub mod patch;
 pub mod printers;
 pub mod protobuf;
+pub mod quantity;
 pub mod resources;
 pub mod schema;
 pub mod selector;

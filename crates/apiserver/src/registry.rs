@@ -414,15 +414,18 @@ impl Registry {
             let prefix = object::meta_str(&obj, "generateName").to_string();
             object::set_meta(&mut obj, "name", generate_name(&prefix));
         }
-        if sinfo.resource == "jobs" {
+        managed_fields::record(&mut obj, None, &ctx.field_manager, "Update", &api_version(info), "", &now);
+        let (g, v) = sinfo.storage_version;
+        let kind = object::kind(&obj).to_string();
+        strategy::prepare_for_create(sinfo, &mut obj, &now);
+        ferrokube_api::defaults::prepare_for_create(g, v, &kind, &mut obj);
+        if sinfo.resource == "jobs" && sinfo.group == "batch" {
             ferrokube_api::defaults::generate_job_selector(&mut obj);
         }
-        managed_fields::record(&mut obj, None, &ctx.field_manager, "Update", &api_version(info), "", &now);
-        strategy::prepare_for_create(sinfo, &mut obj, &now);
+        // Status resets leave zero values Go would still encode; defaulting restores them.
+        ferrokube_api::defaults::apply(g, v, &kind, &mut obj);
         admission::admit_create(self, ctx, sinfo, &mut obj).await?;
-        let mut errs = ferrokube_api::validation::validate_object_meta_for(sinfo, &obj);
-        let (g, v) = sinfo.storage_version;
-        errs.extend(ferrokube_api::validation::validate_create(g, v, object::kind(&obj), &obj));
+        let errs = ferrokube_api::validation::validate_create(g, v, &kind, &obj);
         if !errs.is_empty() {
             return Err(ApiError::invalid(info.group, object::kind(&obj), object::name(&obj), &errs));
         }
@@ -537,9 +540,8 @@ impl Registry {
         if let Err(e) = admission::admit_update(self, ctx, sinfo, &mut new, &old).await {
             return Ok(Err(e));
         }
-        let mut errs = ferrokube_api::validation::validate_object_meta_for(sinfo, &new);
         let (g, v) = sinfo.storage_version;
-        errs.extend(ferrokube_api::validation::validate_update(g, v, object::kind(&new), &new, &old));
+        let errs = ferrokube_api::validation::validate_update(g, v, object::kind(&new), &new, &old);
         if !errs.is_empty() {
             return Ok(Err(ApiError::invalid(info.group, object::kind(&new), name, &errs)));
         }

@@ -87,7 +87,9 @@ pub fn route(method: &Method, path: &str, query: &Query) -> Result<Route, ApiErr
         rest.remove(0);
     }
     let mut namespace = String::new();
-    if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
+    // `namespaces/NAME/status` and `namespaces/NAME/finalize` are subresources of the namespace
+    // itself, as in upstream's RequestInfoFactory.
+    if rest.first() == Some(&"namespaces") && rest.len() >= 3 && !matches!(rest[2], "status" | "finalize") {
         namespace = rest[1].to_string();
         rest.drain(..2);
     } else if rest.first() == Some(&"namespaces") && rest.len() == 2 {

@@ -9,16 +9,12 @@ use serde_json::{Value, json};
 use crate::object;
 
 /// Resets what a client may not set on create: the status, to what upstream's
+/// (pods and namespaces: see `ferrokube_api::defaults::prepare_for_create`)
 /// `PrepareForCreate` leaves (Go marshals the zero value of each status struct, so empty
 /// statuses of workloads still carry their non-omitempty counters).
 pub fn prepare_for_create(info: &ResourceInfo, obj: &mut Value, now: &str) {
     let Some(o) = obj.as_object_mut() else { return };
     let status = match (info.group, info.resource) {
-        ("", "pods") => {
-            let qos = qos_class(o.get("spec").unwrap_or(&Value::Null));
-            json!({"phase": "Pending", "qosClass": qos})
-        }
-        ("", "namespaces") => json!({"phase": "Active"}),
         ("", "services") | ("networking.k8s.io", "ingresses") => json!({"loadBalancer": {}}),
         ("", "persistentvolumes") => json!({"phase": "Pending", "lastPhaseTransitionTime": now}),
         ("", "persistentvolumeclaims") => json!({"phase": "Pending"}),
@@ -207,81 +203,6 @@ pub fn namespace_on_delete(obj: &mut Value) {
     obj["status"]["phase"] = json!("Terminating");
 }
 
-/// Upstream's `GetPodQOS`: Guaranteed when every container has equal cpu and memory requests
-/// and limits, BestEffort when none has any, Burstable otherwise.
-pub fn qos_class(spec: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["initContainers", "containers"]
-        .iter()
-        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
-        .flatten()
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        let has = |m: Option<&serde_json::Map<String, Value>>, k: &str| {
-            m.and_then(|m| m.get(k)).and_then(Value::as_str).is_some_and(|q| !is_zero_quantity(q))
-        };
-        for r in ["cpu", "memory"] {
-            if has(req, r) || has(lim, r) {
-                any = true;
-            }
-            let (rq, lq) = (
-                req.and_then(|m| m.get(r)).and_then(Value::as_str),
-                lim.and_then(|m| m.get(r)).and_then(Value::as_str),
-            );
-            match (rq, lq) {
-                (_, None) => guaranteed = false,
-                (Some(a), Some(b)) if !same_quantity(a, b) => guaranteed = false,
-                _ => {}
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
-fn is_zero_quantity(q: &str) -> bool {
-    q.trim_start_matches(['+', '-']).chars().take_while(|c| c.is_ascii_digit() || *c == '.').all(|c| c == '0' || c == '.')
-}
-
-fn same_quantity(a: &str, b: &str) -> bool {
-    a == b || (parse_milli(a).is_some() && parse_milli(a) == parse_milli(b))
-}
-
-/// A quantity in thousandths, for comparisons (None when it does not parse).
-fn parse_milli(q: &str) -> Option<i128> {
-    let idx = q.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(q.len());
-    let (num, suffix) = q.split_at(idx);
-    let mult: i128 = match suffix {
-        "" => 1000,
-        "m" => 1,
-        "k" => 1_000_000,
-        "M" => 1_000_000_000,
-        "G" => 1_000_000_000_000,
-        "T" => 1_000_000_000_000_000,
-        "Ki" => 1024 * 1000,
-        "Mi" => 1024 * 1024 * 1000,
-        "Gi" => 1024 * 1024 * 1024 * 1000,
-        "Ti" => 1024_i128.pow(4) * 1000,
-        _ => return None,
-    };
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut v = int * mult;
-    if !frac.is_empty() {
-        let f: i128 = frac.parse().ok()?;
-        v += f * mult / 10_i128.pow(frac.len() as u32);
-    }
-    Some(v)
-}
-
 /// Bumps `metadata.generation` when the spec changed (kinds that track it).
 pub fn bump_generation(info: &ResourceInfo, new: &mut Value, old: &Value) {
     if !info.tracks_generation {
@@ -295,16 +216,6 @@ pub fn bump_generation(info: &ResourceInfo, new: &mut Value, old: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn qos_classes_follow_requests_and_limits() {
-        let none = json!({"containers": [{"name": "a", "image": "x"}]});
-        assert_eq!(qos_class(&none), "BestEffort");
-        let equal = json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}]});
-        assert_eq!(qos_class(&equal), "Guaranteed");
-        let some = json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]});
-        assert_eq!(qos_class(&some), "Burstable");
-    }
 
     #[test]
     fn only_bound_running_pods_get_a_grace_period() {

@@ -166,7 +166,7 @@ class Deployments(unittest.TestCase):
         with self.assertRaises(ApiException) as ctx:
             apps.create_namespaced_deployment(NS, body)
         self.assertEqual(ctx.exception.status, 422)
-        self.assertIn("selector does not match template labels", ctx.exception.body)
+        self.assertIn("`selector` does not match template `labels`", ctx.exception.body)
 
 
 class Services(unittest.TestCase):
