@@ -13,11 +13,16 @@ fn configmaps(n: usize) -> String {
 }
 
 fn max_rv(k: &support::Kubectl) -> u64 {
-    k.ok(&["get", "cm", "-o", "jsonpath={range .items[*]}{.metadata.resourceVersion}{\"\\n\"}{end}"])
-        .lines()
-        .filter_map(|l| l.trim().parse::<u64>().ok())
-        .max()
-        .unwrap_or(0)
+    k.ok(&[
+        "get",
+        "cm",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.resourceVersion}{\"\\n\"}{end}",
+    ])
+    .lines()
+    .filter_map(|l| l.trim().parse::<u64>().ok())
+    .max()
+    .unwrap_or(0)
 }
 
 #[test]
@@ -34,11 +39,35 @@ fn kill_9_keeps_every_acknowledged_object() {
     let rows = table(&k.ok(&["get", "cm", "--no-headers"]));
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     for i in 0..200 {
-        assert!(names.contains(&format!("cm-{i}").as_str()), "cm-{i} lost after kill -9");
+        assert!(
+            names.contains(&format!("cm-{i}").as_str()),
+            "cm-{i} lost after kill -9"
+        );
     }
-    assert_eq!(k.ok(&["get", "cm", "cm-7", "-o", "jsonpath={.metadata.labels.changed}"]), "yes");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "cm",
+            "cm-7",
+            "-o",
+            "jsonpath={.metadata.labels.changed}"
+        ]),
+        "yes"
+    );
     assert_eq!(max_rv(&k), before, "resourceVersions survive the restart");
     k.ok(&["label", "cm", "cm-8", "after=restart"]);
-    let rv8: u64 = k.ok(&["get", "cm", "cm-8", "-o", "jsonpath={.metadata.resourceVersion}"]).parse().unwrap();
-    assert!(rv8 > before, "resourceVersion went backwards after restart: {rv8} <= {before}");
+    let rv8: u64 = k
+        .ok(&[
+            "get",
+            "cm",
+            "cm-8",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .parse()
+        .unwrap();
+    assert!(
+        rv8 > before,
+        "resourceVersion went backwards after restart: {rv8} <= {before}"
+    );
 }

@@ -23,13 +23,18 @@ fn python() -> PathBuf {
 #[test]
 fn python_client_suite_passes() {
     let s = Server::start();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/python/test_client.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/python/test_client.py");
     let out = Command::new(python())
         .arg(&script)
         .env("KUBECONFIG", &s.kubeconfig)
         .output()
         .expect("run python");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python client suite failed:\n{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "python client suite failed:\n{stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(stderr.contains("OK"), "{stderr}");
 }

@@ -200,16 +200,31 @@ pub fn from_fields_v1(v: &Value) -> BTreeSet<Path> {
 
 /// Records a write by `manager` in `new.metadata.managedFields`: `old` is the object before
 /// (None on create). `operation` is "Update" or "Apply".
-pub fn record(new: &mut Value, old: Option<&Value>, manager: &str, operation: &str, api_version: &str, subresource: &str, now: &str) {
+pub fn record(
+    new: &mut Value,
+    old: Option<&Value>,
+    manager: &str,
+    operation: &str,
+    api_version: &str,
+    subresource: &str,
+    now: &str,
+) {
     let new_fields = FieldValues::of(new, subresource);
-    let old_fields = old.map(|o| FieldValues::of(o, subresource)).unwrap_or_default();
+    let old_fields = old
+        .map(|o| FieldValues::of(o, subresource))
+        .unwrap_or_default();
     let changed: BTreeSet<Path> = new_fields
         .0
         .iter()
         .filter(|(p, v)| old_fields.0.get(*p) != Some(*v))
         .map(|(p, _)| p.clone())
         .collect();
-    let removed: BTreeSet<Path> = old_fields.0.keys().filter(|p| !new_fields.0.contains_key(*p)).cloned().collect();
+    let removed: BTreeSet<Path> = old_fields
+        .0
+        .keys()
+        .filter(|p| !new_fields.0.contains_key(*p))
+        .cloned()
+        .collect();
     let mut entries: Vec<Value> = new
         .pointer("/metadata/managedFields")
         .or_else(|| old.and_then(|o| o.pointer("/metadata/managedFields")))
@@ -232,7 +247,8 @@ pub fn record(new: &mut Value, old: Option<&Value>, manager: &str, operation: &s
             continue;
         }
         let mut set = e.get("fieldsV1").map(from_fields_v1).unwrap_or_default();
-        let same_subresource = e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource;
+        let same_subresource =
+            e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource;
         if same_subresource {
             let before = set.len();
             set.retain(|p| !changed.contains(p) && !removed.contains(p));
@@ -259,7 +275,11 @@ pub fn record(new: &mut Value, old: Option<&Value>, manager: &str, operation: &s
         e.insert("manager".into(), json!(manager));
         e.insert("operation".into(), json!(operation));
         e.insert("apiVersion".into(), json!(api_version));
-        let time = if mine != before || mine_time.is_none() { json!(now) } else { mine_time.unwrap_or(json!(now)) };
+        let time = if mine != before || mine_time.is_none() {
+            json!(now)
+        } else {
+            mine_time.unwrap_or(json!(now))
+        };
         e.insert("time".into(), time);
         e.insert("fieldsType".into(), json!("FieldsV1"));
         e.insert("fieldsV1".into(), to_fields_v1(&mine));
@@ -275,7 +295,10 @@ pub fn record(new: &mut Value, old: Option<&Value>, manager: &str, operation: &s
             .unwrap_or(out.len());
         out.insert(pos.min(out.len()), Value::Object(e));
     }
-    let meta = new.as_object_mut().and_then(|o| o.get_mut("metadata")).and_then(Value::as_object_mut);
+    let meta = new
+        .as_object_mut()
+        .and_then(|o| o.get_mut("metadata"))
+        .and_then(Value::as_object_mut);
     if let Some(meta) = meta {
         if out.is_empty() {
             meta.remove("managedFields");
@@ -308,7 +331,15 @@ mod tests {
     #[test]
     fn create_owns_every_field_in_upstreams_syntax() {
         let mut p = pod();
-        record(&mut p, None, "kubectl-create", "Update", "v1", "", "2024-01-01T00:00:00Z");
+        record(
+            &mut p,
+            None,
+            "kubectl-create",
+            "Update",
+            "v1",
+            "",
+            "2024-01-01T00:00:00Z",
+        );
         let mf = &p["metadata"]["managedFields"][0];
         assert_eq!(mf["manager"], "kubectl-create");
         let f = &mf["fieldsV1"];
@@ -317,7 +348,10 @@ mod tests {
         let c = &f["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"];
         assert_eq!(c["."], json!({}));
         assert_eq!(c["f:image"], json!({}));
-        assert_eq!(c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"]["f:containerPort"], json!({}));
+        assert_eq!(
+            c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"]["f:containerPort"],
+            json!({})
+        );
         assert_eq!(f["f:spec"]["f:securityContext"], json!({}));
         assert!(f["f:metadata"].get("f:name").is_none());
     }
@@ -328,7 +362,15 @@ mod tests {
         record(&mut old, None, "kubectl-create", "Update", "v1", "", "t0");
         let mut new = old.clone();
         new["spec"]["containers"][0]["image"] = json!("nginx:1.25");
-        record(&mut new, Some(&old), "kubectl-set", "Update", "v1", "", "t1");
+        record(
+            &mut new,
+            Some(&old),
+            "kubectl-set",
+            "Update",
+            "v1",
+            "",
+            "t1",
+        );
         let mfs = new["metadata"]["managedFields"].as_array().unwrap();
         assert_eq!(mfs.len(), 2);
         let create = &mfs[0]["fieldsV1"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"];
@@ -348,7 +390,13 @@ mod tests {
 
     #[test]
     fn user_agents_name_the_manager() {
-        assert_eq!(manager_from_user_agent("kubectl/v1.33.1 (linux/amd64) kubernetes/8adc0f0"), "kubectl");
-        assert_eq!(manager_from_user_agent("OpenAPI-Generator/37.0.2/python"), "OpenAPI-Generator");
+        assert_eq!(
+            manager_from_user_agent("kubectl/v1.33.1 (linux/amd64) kubernetes/8adc0f0"),
+            "kubectl"
+        );
+        assert_eq!(
+            manager_from_user_agent("OpenAPI-Generator/37.0.2/python"),
+            "OpenAPI-Generator"
+        );
     }
 }

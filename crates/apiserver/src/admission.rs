@@ -12,11 +12,22 @@ use crate::registry::{Registry, WriteCtx};
 /// Namespaces that may never be deleted.
 const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
-pub async fn admit_create(reg: &Registry, _ctx: &mut WriteCtx, info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+pub async fn admit_create(
+    reg: &Registry,
+    _ctx: &mut WriteCtx,
+    info: &ResourceInfo,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
     namespace_lifecycle(reg, info, object::namespace(obj), object::name(obj)).await
 }
 
-pub async fn admit_update(_reg: &Registry, _ctx: &mut WriteCtx, _info: &ResourceInfo, _new: &mut Value, _old: &Value) -> Result<(), ApiError> {
+pub async fn admit_update(
+    _reg: &Registry,
+    _ctx: &mut WriteCtx,
+    _info: &ResourceInfo,
+    _new: &mut Value,
+    _old: &Value,
+) -> Result<(), ApiError> {
     Ok(())
 }
 
@@ -24,14 +35,24 @@ pub fn admit_delete(_reg: &Registry, info: &ResourceInfo, obj: &Value) -> Result
     if info.resource == "namespaces" && info.group.is_empty() {
         let name = object::name(obj);
         if IMMORTAL_NAMESPACES.contains(&name) {
-            return Err(ApiError::forbidden("", "namespaces", name, "this namespace may not be deleted"));
+            return Err(ApiError::forbidden(
+                "",
+                "namespaces",
+                name,
+                "this namespace may not be deleted",
+            ));
         }
     }
     Ok(())
 }
 
 /// Creating namespaced content needs a live namespace that is not terminating.
-async fn namespace_lifecycle(reg: &Registry, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
+async fn namespace_lifecycle(
+    reg: &Registry,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+) -> Result<(), ApiError> {
     if !info.namespaced || ns.is_empty() {
         return Ok(());
     }
@@ -46,9 +67,15 @@ async fn namespace_lifecycle(reg: &Registry, info: &ResourceInfo, ns: &str, name
             info.group,
             info.resource,
             name,
-            &format!("unable to create new content in namespace {ns} because it is being terminated"),
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
         )
-        .with_cause("NamespaceTerminating", &format!("namespace {ns} is being terminated"), "metadata.namespace"));
+        .with_cause(
+            "NamespaceTerminating",
+            &format!("namespace {ns} is being terminated"),
+            "metadata.namespace",
+        ));
     }
     Ok(())
 }

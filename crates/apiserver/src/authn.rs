@@ -38,5 +38,9 @@ pub fn from_client_certificate(chain: &[CertificateDer<'_>]) -> Option<UserInfo>
         .filter_map(|o| o.as_str().ok().map(String::from))
         .collect();
     groups.push("system:authenticated".into());
-    Some(UserInfo { name, uid: String::new(), groups })
+    Some(UserInfo {
+        name,
+        uid: String::new(),
+        groups,
+    })
 }

@@ -52,15 +52,28 @@ pub struct CachedObject {
 
 impl CachedObject {
     /// Builds the cached form of a stored value, stamping `rev` as its resourceVersion.
-    pub fn build(info: &'static ResourceInfo, key: &str, raw: &[u8], rev: Revision) -> Result<Self, serde_json::Error> {
+    pub fn build(
+        info: &'static ResourceInfo,
+        key: &str,
+        raw: &[u8],
+        rev: Revision,
+    ) -> Result<Self, serde_json::Error> {
         let mut v: Value = serde_json::from_slice(raw)?;
         crate::object::set_resource_version(&mut v, rev);
         Ok(Self::from_value(info, key, &v, rev))
     }
 
     pub fn from_value(info: &'static ResourceInfo, key: &str, v: &Value, rev: Revision) -> Self {
-        let meta = v.get("metadata").cloned().unwrap_or(Value::Object(Default::default()));
-        let str_of = |p: &str| meta.get(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let meta = v
+            .get("metadata")
+            .cloned()
+            .unwrap_or(Value::Object(Default::default()));
+        let str_of = |p: &str| {
+            meta.get(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         CachedObject {
             key: key.to_string(),
             namespace: str_of("namespace"),
@@ -216,7 +229,8 @@ impl WatchCache {
             return;
         }
         let now = Instant::now();
-        st.snapshots.retain(|(_, t, _)| now.duration_since(*t) < SNAPSHOT_TTL);
+        st.snapshots
+            .retain(|(_, t, _)| now.duration_since(*t) < SNAPSHOT_TTL);
         if st.snapshots.len() >= SNAPSHOTS_KEPT {
             st.snapshots.pop_front();
         }
@@ -229,7 +243,10 @@ impl WatchCache {
         if st.rev == rev {
             return Some(st.objects.clone());
         }
-        st.snapshots.iter().find(|(r, _, _)| *r == rev).map(|(_, _, o)| o.clone())
+        st.snapshots
+            .iter()
+            .find(|(r, _, _)| *r == rev)
+            .map(|(_, _, o)| o.clone())
     }
 
     /// Starts a watch. `from = None`: the current state as synthetic ADDED events, then changes.
@@ -256,7 +273,9 @@ impl WatchCache {
             }
             Some(rev) => {
                 if rev < st.history_from {
-                    return Err(StartError::TooOld { oldest: st.history_from });
+                    return Err(StartError::TooOld {
+                        oldest: st.history_from,
+                    });
                 }
                 let start = st.events.partition_point(|(_, e)| e.rev <= rev);
                 for (_, ev) in st.events.iter().skip(start) {
@@ -294,7 +313,10 @@ impl WatchCache {
                 Some(kind) => match w.tx.try_send(WatchItem::Event(kind, ev.obj.clone())) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::info!(resource = self.info.resource, "closing a watcher that fell too far behind");
+                        tracing::info!(
+                            resource = self.info.resource,
+                            "closing a watcher that fell too far behind"
+                        );
                         false
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -307,7 +329,10 @@ impl WatchCache {
         }
         while st.events.len() > MAX_HISTORY
             || (st.events.len() > MIN_HISTORY
-                && st.events.front().is_some_and(|(t, _)| now.duration_since(*t) > HISTORY_WINDOW))
+                && st
+                    .events
+                    .front()
+                    .is_some_and(|(t, _)| now.duration_since(*t) > HISTORY_WINDOW))
         {
             if let Some((_, ev)) = st.events.pop_front() {
                 st.history_from = ev.rev;
@@ -354,12 +379,21 @@ pub struct Caches {
 
 impl Caches {
     /// Lists the whole store, fills the caches, and starts the feed.
-    pub async fn start(store: Arc<dyn Backend>, cancel: CancellationToken) -> Result<Arc<Caches>, ferrokube_store::Error> {
+    pub async fn start(
+        store: Arc<dyn Backend>,
+        cancel: CancellationToken,
+    ) -> Result<Arc<Caches>, ferrokube_store::Error> {
         let (rev, contents) = list_all(store.as_ref()).await?;
         let mut by_prefix = HashMap::new();
         for info in storage_resources() {
-            let objects = contents.get(info.storage_prefix).cloned().unwrap_or_default();
-            by_prefix.insert(info.storage_prefix, Arc::new(WatchCache::new(info, objects, rev)));
+            let objects = contents
+                .get(info.storage_prefix)
+                .cloned()
+                .unwrap_or_default();
+            by_prefix.insert(
+                info.storage_prefix,
+                Arc::new(WatchCache::new(info, objects, rev)),
+            );
         }
         let (rev_tx, rev_rx) = watch::channel(rev);
         let caches = Arc::new(Caches { by_prefix, rev_rx });
@@ -451,7 +485,8 @@ impl Caches {
     }
 
     fn apply_batch(&self, events: Vec<Event>) {
-        let mut per_cache: HashMap<&'static str, (&'static ResourceInfo, Vec<CacheEvent>)> = HashMap::new();
+        let mut per_cache: HashMap<&'static str, (&'static ResourceInfo, Vec<CacheEvent>)> =
+            HashMap::new();
         for ev in events {
             let Some(info) = resources::for_key(&ev.kv.key) else {
                 continue;
@@ -459,7 +494,11 @@ impl Caches {
             let Some(ce) = to_cache_event(info, &ev) else {
                 continue;
             };
-            per_cache.entry(info.storage_prefix).or_insert_with(|| (info, Vec::new())).1.push(ce);
+            per_cache
+                .entry(info.storage_prefix)
+                .or_insert_with(|| (info, Vec::new()))
+                .1
+                .push(ce);
         }
         for (prefix, (_, evs)) in per_cache {
             if let Some(c) = self.by_prefix.get(prefix) {
@@ -490,7 +529,9 @@ impl Caches {
 
 /// Converts a store event into the cache's form; None for values that do not parse (logged).
 pub fn to_cache_event(info: &'static ResourceInfo, ev: &Event) -> Option<CacheEvent> {
-    let build = |kv: &ferrokube_store::KeyValue, rev: Revision| match CachedObject::build(info, &kv.key, &kv.value, rev) {
+    let build = |kv: &ferrokube_store::KeyValue, rev: Revision| match CachedObject::build(
+        info, &kv.key, &kv.value, rev,
+    ) {
         Ok(o) => Some(Arc::new(o)),
         Err(e) => {
             tracing::error!(key = %kv.key, error = %e, "stored object is not valid JSON; skipping it");
@@ -508,7 +549,12 @@ pub fn to_cache_event(info: &'static ResourceInfo, ev: &Event) -> Option<CacheEv
             (EventType::Deleted, build(&kv, ev.kv.mod_revision)?)
         }
     };
-    Some(CacheEvent { rev: ev.kv.mod_revision, kind, obj, prev })
+    Some(CacheEvent {
+        rev: ev.kv.mod_revision,
+        kind,
+        obj,
+        prev,
+    })
 }
 
 /// The resources that own a storage prefix (one per prefix, at the storage version).
@@ -534,9 +580,14 @@ async fn list_all(store: &dyn Backend) -> Result<(Revision, Contents), ferrokube
             };
             match CachedObject::build(info, &kv.key, &kv.value, kv.mod_revision) {
                 Ok(o) => {
-                    contents.entry(info.storage_prefix).or_default().insert(kv.key.clone(), Arc::new(o));
+                    contents
+                        .entry(info.storage_prefix)
+                        .or_default()
+                        .insert(kv.key.clone(), Arc::new(o));
                 }
-                Err(e) => tracing::error!(key = %kv.key, error = %e, "stored object is not valid JSON; skipping it"),
+                Err(e) => {
+                    tracing::error!(key = %kv.key, error = %e, "stored object is not valid JSON; skipping it")
+                }
             }
         }
         match (page.more, page.kvs.last()) {
@@ -568,7 +619,10 @@ mod tests {
 
     async fn started() -> (Arc<dyn Backend>, Arc<Caches>, CancellationToken) {
         let store: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-        store.create("/registry/pods/default/a", pod("a", "web"), None).await.unwrap();
+        store
+            .create("/registry/pods/default/a", pod("a", "web"), None)
+            .await
+            .unwrap();
         let cancel = CancellationToken::new();
         let caches = Caches::start(store.clone(), cancel.clone()).await.unwrap();
         (store, caches, cancel)
@@ -579,7 +633,10 @@ mod tests {
         let (store, caches, cancel) = started().await;
         let c = caches.for_resource(pods()).unwrap().clone();
         assert_eq!(c.len(), 1);
-        let rev = store.create("/registry/pods/default/b", pod("b", "db"), None).await.unwrap();
+        let rev = store
+            .create("/registry/pods/default/b", pod("b", "db"), None)
+            .await
+            .unwrap();
         assert!(caches.wait_for(rev, Duration::from_secs(5)).await);
         let b = c.get("/registry/pods/default/b").unwrap();
         assert_eq!(b.rev, rev);
@@ -599,12 +656,26 @@ mod tests {
         };
         let (initial, _, mut rx) = c.watch(filter, None).unwrap();
         assert_eq!(initial.len(), 1);
-        let cur = store.get("/registry/pods/default/a", 0).await.unwrap().1.unwrap();
+        let cur = store
+            .get("/registry/pods/default/a", 0)
+            .await
+            .unwrap()
+            .1
+            .unwrap();
         store
-            .update("/registry/pods/default/a", pod("a", "other"), cur.mod_revision, None)
+            .update(
+                "/registry/pods/default/a",
+                pod("a", "other"),
+                cur.mod_revision,
+                None,
+            )
             .await
             .unwrap();
-        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             WatchItem::Event(EventType::Deleted, o) => assert_eq!(o.name, "a"),
             other => panic!("{other:?}"),
         }
@@ -616,11 +687,23 @@ mod tests {
         let (store, caches, cancel) = started().await;
         let c = caches.for_resource(pods()).unwrap().clone();
         let start = caches.revision();
-        let r1 = store.create("/registry/pods/default/b", pod("b", "x"), None).await.unwrap();
-        let (r2, _) = store.delete("/registry/pods/default/b", 0).await.map(|(r, kv)| (r, kv)).unwrap();
+        let r1 = store
+            .create("/registry/pods/default/b", pod("b", "x"), None)
+            .await
+            .unwrap();
+        let (r2, _) = store
+            .delete("/registry/pods/default/b", 0)
+            .await
+            .map(|(r, kv)| (r, kv))
+            .unwrap();
         let _ = r2;
         assert!(caches.wait_for(r1 + 1, Duration::from_secs(5)).await);
-        let filter = Filter { namespace: String::new(), name: None, labels: LabelSelector::default(), fields: FieldSelector::default() };
+        let filter = Filter {
+            namespace: String::new(),
+            name: None,
+            labels: LabelSelector::default(),
+            fields: FieldSelector::default(),
+        };
         let (initial, _, _rx) = c.watch(filter.clone(), Some(start)).unwrap();
         let kinds: Vec<EventType> = initial
             .iter()

@@ -69,7 +69,9 @@ fn event_from_core(mut obj: Value) -> Value {
         if !m.contains_key("eventTime") || m["eventTime"].is_null() {
             m.insert("eventTime".into(), Value::Null);
         }
-        if m.get("deprecatedSource").is_some_and(|s| s.as_object().is_some_and(Map::is_empty)) {
+        if m.get("deprecatedSource")
+            .is_some_and(|s| s.as_object().is_some_and(Map::is_empty))
+        {
             m.remove("deprecatedSource");
         }
     }
@@ -82,12 +84,16 @@ fn annotations(obj: &mut Value) -> &mut Map<String, Value> {
     if !a.is_object() {
         *a = json!({});
     }
-    a.as_object_mut().expect("annotations were just made an object")
+    a.as_object_mut()
+        .expect("annotations were just made an object")
 }
 
 fn tidy_annotations(obj: &mut Value) {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        if m.get("annotations").and_then(Value::as_object).is_some_and(Map::is_empty) {
+        if m.get("annotations")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
             m.remove("annotations");
         }
     }
@@ -116,7 +122,10 @@ fn hpa_v1_to_v2(mut obj: Value) -> Value {
         if let Some(Value::Array(extra)) = metrics_extra {
             metrics.extend(extra);
         }
-        if let Some(t) = spec.remove("targetCPUUtilizationPercentage").filter(|v| !v.is_null()) {
+        if let Some(t) = spec
+            .remove("targetCPUUtilizationPercentage")
+            .filter(|v| !v.is_null())
+        {
             metrics.push(json!({"type": "Resource", "resource": {"name": "cpu",
                 "target": {"type": "Utilization", "averageUtilization": t}}}));
         }
@@ -132,7 +141,10 @@ fn hpa_v1_to_v2(mut obj: Value) -> Value {
         if let Some(Value::Array(extra)) = current_extra {
             current.extend(extra);
         }
-        if let Some(c) = status.remove("currentCPUUtilizationPercentage").filter(|v| !v.is_null()) {
+        if let Some(c) = status
+            .remove("currentCPUUtilizationPercentage")
+            .filter(|v| !v.is_null())
+        {
             current.push(json!({"type": "Resource", "resource": {"name": "cpu",
                 "current": {"averageUtilization": c}}}));
         }
@@ -187,7 +199,10 @@ fn hpa_v2_to_v1(mut obj: Value) -> Value {
         annotations(&mut obj).insert(HPA_METRICS.into(), encode(&Value::Array(extra_metrics)));
     }
     if !extra_current.is_empty() {
-        annotations(&mut obj).insert(HPA_CURRENT_METRICS.into(), encode(&Value::Array(extra_current)));
+        annotations(&mut obj).insert(
+            HPA_CURRENT_METRICS.into(),
+            encode(&Value::Array(extra_current)),
+        );
     }
     if let Some(c) = conditions.filter(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
         annotations(&mut obj).insert(HPA_CONDITIONS.into(), encode(&c));
@@ -210,7 +225,10 @@ mod tests {
             "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"},
                      "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}});
         let v2 = hpa_v1_to_v2(v1.clone());
-        assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 50);
+        assert_eq!(
+            v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            50
+        );
         assert!(v2["metadata"].get("annotations").is_none());
         assert_eq!(hpa_v2_to_v1(v2)["spec"], v1["spec"]);
     }

@@ -44,11 +44,17 @@ fn legacy_resource(r: &ResourceInfo) -> Vec<Value> {
 
 /// `APIResourceList` of one group/version, or None if not served.
 pub fn resource_list(group: &str, version: &str) -> Option<Bytes> {
-    let resources: Vec<Value> = resources::in_group_version(group, version).flat_map(legacy_resource).collect();
+    let resources: Vec<Value> = resources::in_group_version(group, version)
+        .flat_map(legacy_resource)
+        .collect();
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(to_bytes(&json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -129,7 +135,9 @@ fn aggregated_group(name: &str, versions: &[&str]) -> Value {
     let vs: Vec<Value> = versions
         .iter()
         .map(|ver| {
-            let resources: Vec<Value> = resources::in_group_version(name, ver).map(aggregated_resource).collect();
+            let resources: Vec<Value> = resources::in_group_version(name, ver)
+                .map(aggregated_resource)
+                .collect();
             json!({"version": ver, "resources": resources, "freshness": "Current"})
         })
         .collect();
@@ -146,7 +154,10 @@ pub fn aggregated(legacy: bool, version: &str) -> Bytes {
     let items: Vec<Value> = if legacy {
         vec![aggregated_group("", &["v1"])]
     } else {
-        GROUPS.iter().map(|(g, vs)| aggregated_group(g, vs)).collect()
+        GROUPS
+            .iter()
+            .map(|(g, vs)| aggregated_group(g, vs))
+            .collect()
     };
     to_bytes(&json!({
         "kind": "APIGroupDiscoveryList",
@@ -189,8 +200,20 @@ mod tests {
     #[test]
     fn eviction_is_listed_as_policy_v1() {
         let list: Value = serde_json::from_slice(&resource_list("", "v1").unwrap()).unwrap();
-        let ev = list["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/eviction").unwrap();
-        assert_eq!((ev["group"].as_str(), ev["version"].as_str(), ev["kind"].as_str()), (Some("policy"), Some("v1"), Some("Eviction")));
+        let ev = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .unwrap();
+        assert_eq!(
+            (
+                ev["group"].as_str(),
+                ev["version"].as_str(),
+                ev["kind"].as_str()
+            ),
+            (Some("policy"), Some("v1"), Some("Eviction"))
+        );
     }
 
     #[test]
@@ -200,7 +223,10 @@ mod tests {
         assert_eq!(wants_aggregated(&h), Some("v2"));
         h.insert(http::header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json".parse().unwrap());
         assert_eq!(wants_aggregated(&h), Some("v2beta1"));
-        h.insert(http::header::ACCEPT, "application/json, */*".parse().unwrap());
+        h.insert(
+            http::header::ACCEPT,
+            "application/json, */*".parse().unwrap(),
+        );
         assert_eq!(wants_aggregated(&h), None);
     }
 }

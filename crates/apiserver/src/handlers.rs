@@ -27,8 +27,10 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Paths anyone may read, as upstream's `system:public-info-viewer` allows.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/")
-        || path.starts_with("/healthz/")
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
+    ) || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/")
 }
@@ -43,7 +45,11 @@ pub struct Call {
 }
 
 /// Handles one request.
-pub async fn handle<B>(srv: Arc<ApiServer>, req: Request<B>, user: Option<UserInfo>) -> Response<Body>
+pub async fn handle<B>(
+    srv: Arc<ApiServer>,
+    req: Request<B>,
+    user: Option<UserInfo>,
+) -> Response<Body>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -58,7 +64,8 @@ where
         user,
     };
     let (resp, verb, resource) = dispatch(&srv, &call, body).await;
-    srv.metrics.observe_request(verb, resource, resp.status().as_u16(), started.elapsed());
+    srv.metrics
+        .observe_request(verb, resource, resp.status().as_u16(), started.elapsed());
     resp
 }
 
@@ -71,12 +78,16 @@ where
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::request_entity_too_large(format!(
                     "Request entity too large: limit is {MAX_BODY_BYTES}"
                 )))
             } else {
-                Err(ApiError::bad_request(format!("error reading the request body: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "error reading the request body: {e}"
+                )))
             }
         }
     }
@@ -94,17 +105,27 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
         .trim()
         .to_ascii_lowercase();
     match ct.as_str() {
-        "" | "application/json" | "*/*" | "text/plain" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice::<Value>(body)
-            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))),
+        "" | "application/json" | "*/*" | "text/plain" => {
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+            })
+        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            serde_yaml::from_slice::<Value>(body).map_err(|e| {
+                ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e}"))
+            })
+        }
         "application/vnd.kubernetes.protobuf" => ferrokube_api::protobuf::decode_object(body)
             .map_err(|e| ApiError::bad_request(e.to_string())),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
 
-async fn dispatch<B>(srv: &Arc<ApiServer>, call: &Call, body: B) -> (Response<Body>, &'static str, &'static str)
+async fn dispatch<B>(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    body: B,
+) -> (Response<Body>, &'static str, &'static str)
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -122,7 +143,11 @@ where
     };
     match route {
         Route::NotFound => (not_found_response(), "", ""),
-        Route::Discovery { group, version, legacy } => (discovery(srv, call, group, version, legacy), "get", ""),
+        Route::Discovery {
+            group,
+            version,
+            legacy,
+        } => (discovery(srv, call, group, version, legacy), "get", ""),
         Route::Resource(rr) => {
             let verb = rr.verb;
             let resource = rr.info.resource;
@@ -139,25 +164,45 @@ fn not_found_response() -> Response<Body> {
     // Upstream answers unknown paths with a plain 404 page, not a Status.
     let mut r = Response::new(response::full("404 page not found\n"));
     *r.status_mut() = StatusCode::NOT_FOUND;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
-fn discovery(srv: &ApiServer, call: &Call, group: Option<String>, version: Option<String>, legacy: bool) -> Response<Body> {
+fn discovery(
+    srv: &ApiServer,
+    call: &Call,
+    group: Option<String>,
+    version: Option<String>,
+    legacy: bool,
+) -> Response<Body> {
     if call.method != Method::GET && call.method != Method::HEAD {
         return response::error_response(&ApiError::method_not_allowed());
     }
     let doc = match (&group, &version) {
         (None, None) => {
             if let Some(v) = crate::discovery::wants_aggregated(&call.headers) {
-                let mut r = response::json_response(StatusCode::OK, crate::discovery::aggregated(legacy, v));
-                let ct = format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList");
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).expect("valid header"));
-                r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+                let mut r = response::json_response(
+                    StatusCode::OK,
+                    crate::discovery::aggregated(legacy, v),
+                );
+                let ct = format!(
+                    "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+                );
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_str(&ct).expect("valid header"),
+                );
+                r.headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("Accept"));
                 return r;
             }
             if legacy {
-                Some(crate::discovery::api_versions(&srv.config.advertise_address))
+                Some(crate::discovery::api_versions(
+                    &srv.config.advertise_address,
+                ))
             } else {
                 Some(crate::discovery::group_list())
             }
@@ -177,12 +222,20 @@ fn write_ctx(call: &Call) -> Result<WriteCtx, ApiError> {
     let manager = match call.query.get("fieldManager") {
         Some(m) if !m.is_empty() => {
             if m.len() > 128 {
-                return Err(ApiError::invalid("", "", "", &[ferrokube_api::FieldError::too_long("fieldManager", 128)]));
+                return Err(ApiError::invalid(
+                    "",
+                    "",
+                    "",
+                    &[ferrokube_api::FieldError::too_long("fieldManager", 128)],
+                ));
             }
             m.to_string()
         }
         _ => ferrokube_api::managed_fields::manager_from_user_agent(
-            call.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            call.headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
         ),
     };
     Ok(WriteCtx {
@@ -204,7 +257,12 @@ fn with_warnings(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
     r
 }
 
-async fn resource_request<B>(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: B) -> Result<Response<Body>, ApiError>
+async fn resource_request<B>(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: B,
+) -> Result<Response<Body>, ApiError>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -219,13 +277,24 @@ where
     let out = response::negotiate(&call.headers)?;
     let include = IncludeObject::parse(call.query.get("includeObject"))?;
     if !info.allows(rr.verb) {
-        return Err(ApiError::method_not_supported(info.group, info.resource, rr.verb));
+        return Err(ApiError::method_not_supported(
+            info.group,
+            info.resource,
+            rr.verb,
+        ));
     }
     match rr.verb {
         "get" => {
             let rv = request::parse_rv(call.query.get("resourceVersion"))?;
             let obj = srv.registry.get(info, &rr.namespace, &rr.name, rv).await?;
-            Ok(response::object(StatusCode::OK, info.group, info.resource, &obj, out, include))
+            Ok(response::object(
+                StatusCode::OK,
+                info.group,
+                info.resource,
+                &obj,
+                out,
+                include,
+            ))
         }
         "list" => list(srv, call, rr, out, include).await,
         "watch" => watch(srv, call, rr, out, include).await,
@@ -233,37 +302,110 @@ where
             let mut ctx = write_ctx(call)?;
             let raw = decode_body(&call.headers, &read_body(body).await?)?;
             let obj = srv.registry.decode_input(&mut ctx, info, raw, info.kind)?;
-            let created = srv.registry.create(&mut ctx, info, &rr.namespace, obj).await?;
-            Ok(with_warnings(response::object(StatusCode::CREATED, info.group, info.resource, &created, out, include), &ctx.warnings))
+            let created = srv
+                .registry
+                .create(&mut ctx, info, &rr.namespace, obj)
+                .await?;
+            Ok(with_warnings(
+                response::object(
+                    StatusCode::CREATED,
+                    info.group,
+                    info.resource,
+                    &created,
+                    out,
+                    include,
+                ),
+                &ctx.warnings,
+            ))
         }
         "update" => {
             let mut ctx = write_ctx(call)?;
             let raw = decode_body(&call.headers, &read_body(body).await?)?;
             let obj = srv.registry.decode_input(&mut ctx, info, raw, info.kind)?;
-            let (updated, created) = srv.registry.update(&mut ctx, info, &rr.namespace, &rr.name, "", obj).await?;
-            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(with_warnings(response::object(code, info.group, info.resource, &updated, out, include), &ctx.warnings))
+            let (updated, created) = srv
+                .registry
+                .update(&mut ctx, info, &rr.namespace, &rr.name, "", obj)
+                .await?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_warnings(
+                response::object(code, info.group, info.resource, &updated, out, include),
+                &ctx.warnings,
+            ))
         }
         "patch" => {
             let mut ctx = write_ctx(call)?;
             let patch_type = patch_type(&call.headers)?;
             let raw = read_body(body).await?;
-            let patched = srv.registry.patch(&mut ctx, info, &rr.namespace, &rr.name, "", patch_type, &raw).await?;
-            Ok(with_warnings(response::object(StatusCode::OK, info.group, info.resource, &patched, out, include), &ctx.warnings))
+            let patched = srv
+                .registry
+                .patch(
+                    &mut ctx,
+                    info,
+                    &rr.namespace,
+                    &rr.name,
+                    "",
+                    patch_type,
+                    &raw,
+                )
+                .await?;
+            Ok(with_warnings(
+                response::object(
+                    StatusCode::OK,
+                    info.group,
+                    info.resource,
+                    &patched,
+                    out,
+                    include,
+                ),
+                &ctx.warnings,
+            ))
         }
         "delete" => {
             let mut ctx = write_ctx(call)?;
             let raw = read_body(body).await?;
-            let opts_body = if raw.iter().all(u8::is_ascii_whitespace) { None } else { Some(decode_body(&call.headers, &raw)?) };
+            let opts_body = if raw.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(decode_body(&call.headers, &raw)?)
+            };
             let opts = DeleteOptions::parse(opts_body.as_ref(), &call.query)?;
-            ctx.dry_run |= opts_body.as_ref().and_then(|b| b.get("dryRun")).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
-            match srv.registry.delete(&mut ctx, info, &rr.namespace, &rr.name, &opts).await? {
-                Deleted::Pending(obj) => Ok(response::object(StatusCode::OK, info.group, info.resource, &obj, out, include)),
+            ctx.dry_run |= opts_body
+                .as_ref()
+                .and_then(|b| b.get("dryRun"))
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
+            match srv
+                .registry
+                .delete(&mut ctx, info, &rr.namespace, &rr.name, &opts)
+                .await?
+            {
+                Deleted::Pending(obj) => Ok(response::object(
+                    StatusCode::OK,
+                    info.group,
+                    info.resource,
+                    &obj,
+                    out,
+                    include,
+                )),
                 Deleted::Now(obj) => {
                     if crate::strategy::returns_deleted_object(info) {
-                        Ok(response::object(StatusCode::OK, info.group, info.resource, &obj, out, include))
+                        Ok(response::object(
+                            StatusCode::OK,
+                            info.group,
+                            info.resource,
+                            &obj,
+                            out,
+                            include,
+                        ))
                     } else {
-                        Ok(response::json_value(StatusCode::OK, &success_status(info, &obj)))
+                        Ok(response::json_value(
+                            StatusCode::OK,
+                            &success_status(info, &obj),
+                        ))
                     }
                 }
             }
@@ -283,7 +425,10 @@ pub fn success_status(info: &ResourceInfo, obj: &Value) -> Value {
 }
 
 fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     PatchType::from_content_type(ct).ok_or_else(|| {
         ApiError::new(
             415,
@@ -296,7 +441,10 @@ fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
 fn list_filter(rr: &ResourceRequest, opts: &ListOptions) -> Filter {
     Filter {
         namespace: rr.namespace.clone(),
-        name: opts.field_selector.required_value("metadata.name").map(String::from),
+        name: opts
+            .field_selector
+            .required_value("metadata.name")
+            .map(String::from),
         labels: opts.label_selector.clone(),
         fields: opts.field_selector.clone(),
     }
@@ -305,7 +453,9 @@ fn list_filter(rr: &ResourceRequest, opts: &ListOptions) -> Filter {
 /// Renders an object of the storage version in `info`'s version (JSON bytes).
 fn view_json(info: &ResourceInfo, o: &crate::cache::CachedObject) -> Bytes {
     if conversion::needs_conversion(info) {
-        Bytes::from(serde_json::to_vec(&conversion::from_storage(info, o.value())).unwrap_or_default())
+        Bytes::from(
+            serde_json::to_vec(&conversion::from_storage(info, o.value())).unwrap_or_default(),
+        )
     } else {
         o.json.clone()
     }
@@ -313,13 +463,23 @@ fn view_json(info: &ResourceInfo, o: &crate::cache::CachedObject) -> Bytes {
 
 fn view_row(info: &ResourceInfo, o: &crate::cache::CachedObject) -> printers::Row {
     if conversion::needs_conversion(info) {
-        printers::row(info.group, info.resource, &conversion::from_storage(info, o.value()))
+        printers::row(
+            info.group,
+            info.resource,
+            &conversion::from_storage(info, o.value()),
+        )
     } else {
         o.row.clone()
     }
 }
 
-async fn list(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Output, include: IncludeObject) -> Result<Response<Body>, ApiError> {
+async fn list(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    out: Output,
+    include: IncludeObject,
+) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     let opts = ListOptions::parse(&call.query, info.group, info.resource)?;
     let filter = list_filter(rr, &opts);
@@ -328,14 +488,25 @@ async fn list(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Outp
     let mut buf = BytesMut::with_capacity(256 + res.items.len() * 1024);
     match out {
         Output::Table { v1beta1 } => {
-            response::table_head(&mut buf, v1beta1, &rv, res.continue_token.as_deref(), res.remaining, Some(printers::columns(info.group, info.resource)));
+            response::table_head(
+                &mut buf,
+                v1beta1,
+                &rv,
+                res.continue_token.as_deref(),
+                res.remaining,
+                Some(printers::columns(info.group, info.resource)),
+            );
             let now = ferrokube_api::time::now();
             for (i, o) in res.items.iter().enumerate() {
                 if i > 0 {
                     buf.put_u8(b',');
                 }
                 let row = view_row(info, o);
-                let json = if include == IncludeObject::Object { view_json(info, o) } else { Bytes::new() };
+                let json = if include == IncludeObject::Object {
+                    view_json(info, o)
+                } else {
+                    Bytes::new()
+                };
                 response::write_row(&mut buf, &row, now, include, &o.meta, &json, v1beta1);
             }
             buf.put_slice(b"]}");
@@ -345,7 +516,12 @@ async fn list(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Outp
             let (kind, api_version) = match out {
                 Output::PartialMetadata { v1beta1 } => (
                     "PartialObjectMetadataList".to_string(),
-                    if v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" }.to_string(),
+                    if v1beta1 {
+                        "meta.k8s.io/v1beta1"
+                    } else {
+                        "meta.k8s.io/v1"
+                    }
+                    .to_string(),
                 ),
                 _ => (info.list_kind(), info.api_version()),
             };
@@ -357,7 +533,10 @@ async fn list(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Outp
             if let Some(r) = res.remaining {
                 meta.insert("remainingItemCount".into(), json!(r));
             }
-            buf.put_slice(format!("{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":").as_bytes());
+            buf.put_slice(
+                format!("{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":")
+                    .as_bytes(),
+            );
             buf.put_slice(&serde_json::to_vec(&meta).unwrap_or_default());
             buf.put_slice(b",\"items\":[");
             for (i, o) in res.items.iter().enumerate() {
@@ -381,7 +560,12 @@ async fn list(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Outp
     Ok(response::json_response(StatusCode::OK, buf.freeze()))
 }
 
-async fn delete_collection<B>(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: B) -> Result<Response<Body>, ApiError>
+async fn delete_collection<B>(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: B,
+) -> Result<Response<Body>, ApiError>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -389,14 +573,33 @@ where
     let info = rr.info;
     let mut ctx = write_ctx(call)?;
     let raw = read_body(body).await?;
-    let opts_body = if raw.iter().all(u8::is_ascii_whitespace) { None } else { Some(decode_body(&call.headers, &raw)?) };
+    let opts_body = if raw.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(decode_body(&call.headers, &raw)?)
+    };
     let del = DeleteOptions::parse(opts_body.as_ref(), &call.query)?;
     let opts = ListOptions::parse(&call.query, info.group, info.resource)?;
     let filter = list_filter(rr, &opts);
-    let listed = srv.registry.list(info, &filter, &ListOptions { limit: 0, continue_token: None, ..opts }).await?;
+    let listed = srv
+        .registry
+        .list(
+            info,
+            &filter,
+            &ListOptions {
+                limit: 0,
+                continue_token: None,
+                ..opts
+            },
+        )
+        .await?;
     let mut items = Vec::new();
     for o in &listed.items {
-        match srv.registry.delete(&mut ctx, info, &o.namespace, &o.name, &del).await {
+        match srv
+            .registry
+            .delete(&mut ctx, info, &o.namespace, &o.name, &del)
+            .await
+        {
             Ok(Deleted::Now(v) | Deleted::Pending(v)) => items.push(v),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
@@ -408,18 +611,41 @@ where
 }
 
 /// Renders one watch event line.
-pub(crate) fn watch_line(info: &ResourceInfo, kind: EventType, o: &crate::cache::CachedObject, out: Output, include: IncludeObject, first: &mut bool) -> Bytes {
+pub(crate) fn watch_line(
+    info: &ResourceInfo,
+    kind: EventType,
+    o: &crate::cache::CachedObject,
+    out: Output,
+    include: IncludeObject,
+    first: &mut bool,
+) -> Bytes {
     let mut buf = BytesMut::with_capacity(o.json.len() + 64);
     buf.put_slice(b"{\"type\":\"");
     buf.put_slice(kind.as_str().as_bytes());
     buf.put_slice(b"\",\"object\":");
     match out {
         Output::Table { v1beta1 } => {
-            let cols = if *first { Some(printers::columns(info.group, info.resource)) } else { None };
+            let cols = if *first {
+                Some(printers::columns(info.group, info.resource))
+            } else {
+                None
+            };
             *first = false;
             response::table_head(&mut buf, v1beta1, &o.rev.to_string(), None, None, cols);
-            let json = if include == IncludeObject::Object { view_json(info, o) } else { Bytes::new() };
-            response::write_row(&mut buf, &view_row(info, o), ferrokube_api::time::now(), include, &o.meta, &json, v1beta1);
+            let json = if include == IncludeObject::Object {
+                view_json(info, o)
+            } else {
+                Bytes::new()
+            };
+            response::write_row(
+                &mut buf,
+                &view_row(info, o),
+                ferrokube_api::time::now(),
+                include,
+                &o.meta,
+                &json,
+                v1beta1,
+            );
             buf.put_slice(b"]}");
         }
         Output::PartialMetadata { v1beta1 } => {
@@ -447,12 +673,19 @@ fn bookmark_line(info: &ResourceInfo, rev: i64, initial_end: bool) -> Bytes {
 }
 
 pub(crate) fn error_line(e: &ApiError) -> Bytes {
-    let mut b = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+    let mut b =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
     b.push(b'\n');
     Bytes::from(b)
 }
 
-async fn watch(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Output, include: IncludeObject) -> Result<Response<Body>, ApiError> {
+async fn watch(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    out: Output,
+    include: IncludeObject,
+) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     let opts = ListOptions::parse(&call.query, info.group, info.resource)?;
     let mut filter = list_filter(rr, &opts);
@@ -465,17 +698,28 @@ async fn watch(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Out
         .ok_or_else(|| ApiError::method_not_supported(info.group, info.resource, "watch"))?
         .clone();
     let rv = opts.rv_number()?;
-    let send_initial = opts.send_initial_events.unwrap_or(matches!(rv, None | Some(0)));
+    let send_initial = opts
+        .send_initial_events
+        .unwrap_or(matches!(rv, None | Some(0)));
     if opts.send_initial_events == Some(true) && !opts.allow_bookmarks {
-        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", &[ferrokube_api::FieldError::forbidden(
-            "allowWatchBookmarks",
-            "allowWatchBookmarks must be set to true when sendInitialEvents is set to true",
-        )]));
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            &[ferrokube_api::FieldError::forbidden(
+                "allowWatchBookmarks",
+                "allowWatchBookmarks must be set to true when sendInitialEvents is set to true",
+            )],
+        ));
     }
     // Where the stream starts: the current state (consistent unless rv=0), or after rv.
     let from = match (rv, send_initial) {
         (None, _) => {
-            let cur = srv.store.current_revision().await.map_err(ApiError::internal)?;
+            let cur = srv
+                .store
+                .current_revision()
+                .await
+                .map_err(ApiError::internal)?;
             srv.caches.wait_for(cur, Duration::from_secs(3)).await;
             None
         }
@@ -487,8 +731,15 @@ async fn watch(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Out
         (Some(n), false) => {
             if !srv.caches.wait_for(n, Duration::from_secs(3)).await {
                 let mut e = ApiError::server_timeout(info.group, info.resource, "watch", 1);
-                e.message = format!("Too large resource version: {n}, current: {}", srv.caches.revision());
-                return Err(e.with_cause("ResourceVersionTooLarge", "Too large resource version", ""));
+                e.message = format!(
+                    "Too large resource version: {n}, current: {}",
+                    srv.caches.revision()
+                );
+                return Err(e.with_cause(
+                    "ResourceVersionTooLarge",
+                    "Too large resource version",
+                    "",
+                ));
             }
             Some(n)
         }
@@ -513,12 +764,21 @@ async fn watch(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Out
                 for item in initial {
                     if let WatchItem::Event(k, o) = item {
                         last_rev = last_rev.max(o.rev);
-                        if tx.send(watch_line(info, k, &o, out, include, &mut first)).await.is_err() {
+                        if tx
+                            .send(watch_line(info, k, &o, out, include, &mut first))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
                 }
-                if initial_end_bookmark && tx.send(bookmark_line(info, start_rev.max(last_rev), true)).await.is_err() {
+                if initial_end_bookmark
+                    && tx
+                        .send(bookmark_line(info, start_rev.max(last_rev), true))
+                        .await
+                        .is_err()
+                {
                     return;
                 }
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -557,19 +817,30 @@ async fn watch(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, out: Out
         Err(crate::cache::StartError::TooOld { .. }) => {
             // Older than the cache's history: replay from the store, which still has it
             // unless compacted.
-            let Some(n) = rv else { return Err(ApiError::internal("watch from the store needs a revision")) };
+            let Some(n) = rv else {
+                return Err(ApiError::internal("watch from the store needs a revision"));
+            };
             let store = srv.store.clone();
             let prefix = info.collection_prefix(&filter.namespace);
             tokio::spawn(async move {
                 let _open = metrics.open_watch(info.resource);
-                crate::watch_store::run(store, info, prefix, n, filter, tx, timeout, out, include).await;
+                crate::watch_store::run(store, info, prefix, n, filter, tx, timeout, out, include)
+                    .await;
             });
         }
     }
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let body = http_body_util::StreamBody::new(futures::StreamExt::map(stream, |b| Ok::<_, std::convert::Infallible>(http_body::Frame::data(b))));
+    let body = http_body_util::StreamBody::new(futures::StreamExt::map(stream, |b| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(b))
+    }));
     let mut r = Response::new(BodyExt::boxed(body));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(r)
 }

@@ -77,44 +77,75 @@ pub struct ApiServer {
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller keeps them.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl ApiServer {
     /// Loads the watch cache from the store, makes sure the system namespaces exist and starts
     /// compaction. Background work stops when `cancel` fires.
-    pub async fn new(config: Config, store: Arc<dyn Backend>, cancel: CancellationToken) -> Result<Arc<Self>> {
+    pub async fn new(
+        config: Config,
+        store: Arc<dyn Backend>,
+        cancel: CancellationToken,
+    ) -> Result<Arc<Self>> {
         let metrics = Arc::new(metrics::Metrics::default());
-        let store: Arc<dyn Backend> = Arc::new(metrics::InstrumentedStore::new(store, metrics.clone()));
+        let store: Arc<dyn Backend> =
+            Arc::new(metrics::InstrumentedStore::new(store, metrics.clone()));
         let caches = cache::Caches::start(store.clone(), cancel.clone()).await?;
         let registry = registry::Registry::new(store.clone(), caches.clone());
-        let srv = Arc::new(ApiServer { config, store: store.clone(), caches, registry, metrics, started: Instant::now() });
+        let srv = Arc::new(ApiServer {
+            config,
+            store: store.clone(),
+            caches,
+            registry,
+            metrics,
+            started: Instant::now(),
+        });
         srv.ensure_system_namespaces().await;
         ferrokube_store::Compactor::new(store, srv.config.compaction_interval, cancel).spawn();
         Ok(srv)
     }
 
     async fn ensure_system_namespaces(&self) {
-        let info = ferrokube_api::resources::find("", "v1", "namespaces").expect("namespaces are registered");
+        let info = ferrokube_api::resources::find("", "v1", "namespaces")
+            .expect("namespaces are registered");
         for ns in SYSTEM_NAMESPACES {
-            if self.store.get(&info.key("", ns), 0).await.ok().and_then(|(_, kv)| kv).is_some() {
+            if self
+                .store
+                .get(&info.key("", ns), 0)
+                .await
+                .ok()
+                .and_then(|(_, kv)| kv)
+                .is_some()
+            {
                 continue;
             }
             let mut ctx = registry::WriteCtx::system("kube-apiserver");
             let obj = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             let result = match self.registry.decode_input(&mut ctx, info, obj, "Namespace") {
-                Ok(o) => self.registry.create(&mut ctx, info, "", o).await.map(|_| ()),
+                Ok(o) => self
+                    .registry
+                    .create(&mut ctx, info, "", o)
+                    .await
+                    .map(|_| ()),
                 Err(e) => Err(e),
             };
             match result {
                 Ok(()) => {}
                 Err(e) if e.code == 409 => {}
-                Err(e) => tracing::warn!(namespace = ns, error = %e, "could not create system namespace"),
+                Err(e) => {
+                    tracing::warn!(namespace = ns, error = %e, "could not create system namespace")
+                }
             }
         }
     }
 
     /// Serves HTTPS on `listener` until `cancel` fires.
-    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener, cancel: CancellationToken) -> Result<()> {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        cancel: CancellationToken,
+    ) -> Result<()> {
         let acceptor = tls::acceptor(&self.config)?;
         loop {
             let (sock, peer) = tokio::select! {
@@ -133,7 +164,9 @@ impl ApiServer {
             let acceptor = acceptor.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await {
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock))
+                    .await
+                {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -141,14 +174,25 @@ impl ApiServer {
                     }
                     Err(_) => return,
                 };
-                let user = tls.get_ref().1.peer_certificates().and_then(authn::from_client_certificate);
-                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let srv = srv.clone();
-                    let user = user.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handlers::handle(srv, req, user).await) }
-                });
+                let user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(authn::from_client_certificate);
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let srv = srv.clone();
+                        let user = user.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                handlers::handle(srv, req, user).await,
+                            )
+                        }
+                    });
                 let io = hyper_util::rt::TokioIo::new(tls);
-                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
                 let conn = builder.serve_connection_with_upgrades(io, svc);
                 tokio::pin!(conn);
                 tokio::select! {
@@ -175,8 +219,14 @@ impl ApiServer {
         let text = |code: StatusCode, body: String| {
             let mut r = Response::new(response::full(body));
             *r.status_mut() = code;
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-            r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r.headers_mut().insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
             r
         };
         let health = |name: &str, checks: &[(&str, bool)], verbose: bool| {
@@ -184,10 +234,25 @@ impl ApiServer {
             if verbose || !ok {
                 let mut s = String::new();
                 for (c, good) in checks {
-                    s.push_str(&format!("[{}]{} {}\n", if *good { "+" } else { "-" }, c, if *good { "ok" } else { "failed" }));
+                    s.push_str(&format!(
+                        "[{}]{} {}\n",
+                        if *good { "+" } else { "-" },
+                        c,
+                        if *good { "ok" } else { "failed" }
+                    ));
                 }
-                s.push_str(&format!("{name} check {}\n", if ok { "passed" } else { "failed" }));
-                text(if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }, s)
+                s.push_str(&format!(
+                    "{name} check {}\n",
+                    if ok { "passed" } else { "failed" }
+                ));
+                text(
+                    if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    },
+                    s,
+                )
             } else {
                 text(StatusCode::OK, "ok".into())
             }
@@ -195,12 +260,16 @@ impl ApiServer {
         let verbose = call.query.all().contains_key("verbose");
         if path.starts_with("/openapi/") || path == "/swagger.json" {
             if call.user.is_none() {
-                return Some(response::error_response(&ferrokube_api::ApiError::unauthorized()));
+                return Some(response::error_response(
+                    &ferrokube_api::ApiError::unauthorized(),
+                ));
             }
             return Some(
                 openapi_http::serve(path, &call.query, &call.headers)
                     .await
-                    .unwrap_or_else(|| response::error_response(&ferrokube_api::ApiError::not_found("", "", path))),
+                    .unwrap_or_else(|| {
+                        response::error_response(&ferrokube_api::ApiError::not_found("", "", path))
+                    }),
             );
         }
         match path {
@@ -215,15 +284,24 @@ impl ApiServer {
                 sorted.sort();
                 Some(text(StatusCode::OK, self.metrics.render(&sorted)))
             }
-            p if p.starts_with("/healthz") || p.starts_with("/livez") || p.starts_with("/readyz") => {
-                let name = p.trim_start_matches('/').split('/').next().unwrap_or("healthz").to_string();
+            p if p.starts_with("/healthz")
+                || p.starts_with("/livez")
+                || p.starts_with("/readyz") =>
+            {
+                let name = p
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or("healthz")
+                    .to_string();
                 let sub = p.trim_start_matches('/').split('/').nth(1).unwrap_or("");
                 if sub == "ping" || sub == "log" {
                     return Some(text(StatusCode::OK, "ok".into()));
                 }
-                let store_ok = tokio::time::timeout(Duration::from_secs(2), self.store.current_revision())
-                    .await
-                    .is_ok_and(|r| r.is_ok());
+                let store_ok =
+                    tokio::time::timeout(Duration::from_secs(2), self.store.current_revision())
+                        .await
+                        .is_ok_and(|r| r.is_ok());
                 let mut checks = vec![("ping", true), ("etcd", store_ok)];
                 if name == "readyz" {
                     checks.push(("informer-sync", true));

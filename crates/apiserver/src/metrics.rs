@@ -11,7 +11,9 @@ use bytes::Bytes;
 use ferrokube_store::{Backend, KeyValue, ListResult, Revision, WatchStream};
 use parking_lot::Mutex;
 
-const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -37,9 +39,17 @@ impl Histogram {
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", self.counts.get(i).copied().unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
+                self.counts.get(i).copied().unwrap_or(0)
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
@@ -66,7 +76,13 @@ pub struct OpenWatch {
 
 impl Drop for OpenWatch {
     fn drop(&mut self) {
-        *self.metrics.inner.lock().watches.entry(self.resource).or_default() -= 1;
+        *self
+            .metrics
+            .inner
+            .lock()
+            .watches
+            .entry(self.resource)
+            .or_default() -= 1;
     }
 }
 
@@ -83,17 +99,30 @@ impl Metrics {
     pub fn observe_request(&self, verb: &str, resource: &str, code: u16, took: Duration) {
         let mut i = self.inner.lock();
         let v = metric_verb(verb);
-        *i.requests.entry((v.clone(), resource.to_string(), code)).or_default() += 1;
-        i.request_latency.entry((v, resource.to_string())).or_default().observe(took.as_secs_f64());
+        *i.requests
+            .entry((v.clone(), resource.to_string(), code))
+            .or_default() += 1;
+        i.request_latency
+            .entry((v, resource.to_string()))
+            .or_default()
+            .observe(took.as_secs_f64());
     }
 
     pub fn open_watch(self: &Arc<Self>, resource: &'static str) -> OpenWatch {
         *self.inner.lock().watches.entry(resource).or_default() += 1;
-        OpenWatch { metrics: self.clone(), resource }
+        OpenWatch {
+            metrics: self.clone(),
+            resource,
+        }
     }
 
     pub fn observe_store(&self, op: &'static str, took: Duration) {
-        self.inner.lock().store_latency.entry(op).or_default().observe(took.as_secs_f64());
+        self.inner
+            .lock()
+            .store_latency
+            .entry(op)
+            .or_default()
+            .observe(took.as_secs_f64());
     }
 
     /// The text exposition format. `objects` gives the number of stored objects per resource.
@@ -102,21 +131,35 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, resource and HTTP response code.\n# TYPE apiserver_request_total counter\n");
         for ((verb, res, code), n) in &i.requests {
-            let _ = writeln!(out, "apiserver_request_total{{code=\"{code}\",resource=\"{res}\",verb=\"{verb}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "apiserver_request_total{{code=\"{code}\",resource=\"{res}\",verb=\"{verb}\"}} {n}"
+            );
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n# TYPE apiserver_request_duration_seconds histogram\n");
         for ((verb, res), h) in &i.request_latency {
-            h.write(&mut out, "apiserver_request_duration_seconds", &format!("resource=\"{res}\",verb=\"{verb}\""));
+            h.write(
+                &mut out,
+                "apiserver_request_duration_seconds",
+                &format!("resource=\"{res}\",verb=\"{verb}\""),
+            );
         }
         out.push_str("# HELP apiserver_longrunning_requests Gauge of all active long-running apiserver requests broken out by verb and resource.\n# TYPE apiserver_longrunning_requests gauge\n");
         let mut watches: Vec<_> = i.watches.iter().collect();
         watches.sort();
         for (res, n) in watches {
-            let _ = writeln!(out, "apiserver_longrunning_requests{{resource=\"{res}\",verb=\"WATCH\"}} {n}");
+            let _ = writeln!(
+                out,
+                "apiserver_longrunning_requests{{resource=\"{res}\",verb=\"WATCH\"}} {n}"
+            );
         }
         out.push_str("# HELP ferrokube_store_request_duration_seconds Datastore request latency in seconds by operation.\n# TYPE ferrokube_store_request_duration_seconds histogram\n");
         for (op, h) in &i.store_latency {
-            h.write(&mut out, "ferrokube_store_request_duration_seconds", &format!("operation=\"{op}\""));
+            h.write(
+                &mut out,
+                "ferrokube_store_request_duration_seconds",
+                &format!("operation=\"{op}\""),
+            );
         }
         out.push_str("# HELP apiserver_storage_objects Number of stored objects at the time of last check split by kind.\n# TYPE apiserver_storage_objects gauge\n");
         for (res, n) in objects {
@@ -166,22 +209,51 @@ impl Backend for InstrumentedStore {
     async fn current_revision(&self) -> ferrokube_store::Result<Revision> {
         self.inner.current_revision().await
     }
-    async fn get(&self, key: &str, revision: Revision) -> ferrokube_store::Result<(Revision, Option<KeyValue>)> {
+    async fn get(
+        &self,
+        key: &str,
+        revision: Revision,
+    ) -> ferrokube_store::Result<(Revision, Option<KeyValue>)> {
         timed!(self, "get", self.inner.get(key, revision))
     }
-    async fn list(&self, prefix: &str, start_after: &str, limit: i64, revision: Revision) -> ferrokube_store::Result<ListResult> {
-        timed!(self, "list", self.inner.list(prefix, start_after, limit, revision))
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        limit: i64,
+        revision: Revision,
+    ) -> ferrokube_store::Result<ListResult> {
+        timed!(
+            self,
+            "list",
+            self.inner.list(prefix, start_after, limit, revision)
+        )
     }
     async fn count(&self, prefix: &str) -> ferrokube_store::Result<(Revision, i64)> {
         timed!(self, "count", self.inner.count(prefix))
     }
-    async fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> ferrokube_store::Result<Revision> {
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> ferrokube_store::Result<Revision> {
         timed!(self, "create", self.inner.create(key, value, ttl))
     }
-    async fn update(&self, key: &str, value: Bytes, expected: Revision, ttl: Option<Duration>) -> ferrokube_store::Result<Revision> {
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Revision,
+        ttl: Option<Duration>,
+    ) -> ferrokube_store::Result<Revision> {
         timed!(self, "update", self.inner.update(key, value, expected, ttl))
     }
-    async fn delete(&self, key: &str, expected: Revision) -> ferrokube_store::Result<(Revision, KeyValue)> {
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Revision,
+    ) -> ferrokube_store::Result<(Revision, KeyValue)> {
         timed!(self, "delete", self.inner.delete(key, expected))
     }
     async fn watch(&self, prefix: &str, after: Revision) -> ferrokube_store::Result<WatchStream> {

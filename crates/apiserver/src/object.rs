@@ -12,7 +12,9 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
         *obj = Value::Object(Map::new());
     }
     let root = obj.as_object_mut().expect("object");
-    let m = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let m = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !m.is_object() {
         *m = Value::Object(Map::new());
     }
@@ -20,7 +22,10 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+    meta(obj)
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 pub fn name(obj: &Value) -> &str {
@@ -55,7 +60,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -68,11 +77,16 @@ pub fn set_finalizers(obj: &mut Value, f: &[String]) {
 }
 
 pub fn deletion_timestamp(obj: &Value) -> Option<&str> {
-    meta(obj).and_then(|m| m.get("deletionTimestamp")).and_then(Value::as_str)
+    meta(obj)
+        .and_then(|m| m.get("deletionTimestamp"))
+        .and_then(Value::as_str)
 }
 
 pub fn generation(obj: &Value) -> i64 {
-    meta(obj).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0)
+    meta(obj)
+        .and_then(|m| m.get("generation"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 pub fn api_version(obj: &Value) -> &str {

@@ -62,7 +62,10 @@ impl DeleteOptions {
         let mut o = DeleteOptions::default();
         if let Some(b) = body {
             o.grace_period_seconds = b.get("gracePeriodSeconds").and_then(Value::as_i64);
-            o.propagation_policy = b.get("propagationPolicy").and_then(Value::as_str).map(String::from);
+            o.propagation_policy = b
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(String::from);
             if o.propagation_policy.is_none() {
                 match b.get("orphanDependents").and_then(Value::as_bool) {
                     Some(true) => o.propagation_policy = Some("Orphan".into()),
@@ -70,15 +73,20 @@ impl DeleteOptions {
                     None => {}
                 }
             }
-            o.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
-            o.precondition_rv =
-                b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
+            o.precondition_uid = b
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(String::from);
+            o.precondition_rv = b
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(String::from);
         }
         if let Some(g) = q.get("gracePeriodSeconds").filter(|s| !s.is_empty()) {
-            o.grace_period_seconds = Some(
-                g.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
-            );
+            o.grace_period_seconds =
+                Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}"))
+                })?);
         }
         if let Some(p) = q.get("propagationPolicy").filter(|s| !s.is_empty()) {
             o.propagation_policy = Some(p.to_string());
@@ -89,7 +97,11 @@ impl DeleteOptions {
                     "",
                     "DeleteOptions",
                     "",
-                    &[FieldError::not_supported("propagationPolicy", p.as_str(), &["Foreground", "Background", "Orphan", "nil"])],
+                    &[FieldError::not_supported(
+                        "propagationPolicy",
+                        p.as_str(),
+                        &["Foreground", "Background", "Orphan", "nil"],
+                    )],
                 ));
             }
         }
@@ -124,7 +136,10 @@ fn store_err(info: &ResourceInfo, name: &str, e: ferrokube_store::Error) -> ApiE
         E::KeyExists { .. } => ApiError::already_exists(info.group, info.resource, name),
         E::NotFound { .. } => ApiError::not_found(info.group, info.resource, name),
         E::Conflict { .. } => ApiError::conflict_modified(info.group, info.resource, name),
-        E::Compacted { requested, compacted } => ApiError::expired(format!(
+        E::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
             "too old resource version: {requested} ({compacted})"
         )),
         E::FutureRevision { requested, current } => {
@@ -137,15 +152,23 @@ fn store_err(info: &ResourceInfo, name: &str, e: ferrokube_store::Error) -> ApiE
 }
 
 fn decode_issue_error(kind: &str, version: &str, msg: &str) -> ApiError {
-    ApiError::bad_request(format!("{kind} in version {version:?} cannot be handled as a {kind}: {msg}"))
+    ApiError::bad_request(format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: {msg}"
+    ))
 }
 
 /// Generates `<prefix><5 chars>` as upstream's `SimpleNameGenerator`.
 pub fn generate_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    let base = if prefix.len() > 58 { &prefix[..58] } else { prefix };
-    let suffix: String = (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let base = if prefix.len() > 58 {
+        &prefix[..58]
+    } else {
+        prefix
+    };
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("{base}{suffix}")
 }
 
@@ -157,8 +180,9 @@ fn to_stored_bytes(obj: &Value) -> Bytes {
 }
 
 fn parse_stored(kv: &KeyValue) -> Result<Value, ApiError> {
-    let mut v: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("stored object {} is not valid JSON: {e}", kv.key)))?;
+    let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::internal(format!("stored object {} is not valid JSON: {e}", kv.key))
+    })?;
     object::set_resource_version(&mut v, kv.mod_revision);
     Ok(v)
 }
@@ -175,14 +199,22 @@ impl Registry {
     /// Decodes-time processing of a client's object in `info`'s version: fills and checks
     /// apiVersion/kind, drops unknown fields (reporting them per `fieldValidation`), checks
     /// value types, applies the version's defaults and converts to the storage version.
-    pub fn decode_input(&self, ctx: &mut WriteCtx, info: &ResourceInfo, mut obj: Value, kind: &str) -> Result<Value, ApiError> {
+    pub fn decode_input(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &ResourceInfo,
+        mut obj: Value,
+        kind: &str,
+    ) -> Result<Value, ApiError> {
         let api_version = if info.group.is_empty() {
             info.version.to_string()
         } else {
             format!("{}/{}", info.group, info.version)
         };
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         match obj.get("apiVersion").and_then(Value::as_str) {
             None | Some("") => obj["apiVersion"] = json!(api_version),
@@ -207,16 +239,23 @@ impl Registry {
         if let Some(ty) = schema::kind_type(info.group, info.version, kind) {
             let mut issues = Vec::new();
             schema::normalize(&mut obj, ty, "", &mut issues);
-            let (strict, hard): (Vec<FieldIssue>, Vec<FieldIssue>) = issues.into_iter().partition(FieldIssue::is_strict_only);
+            let (strict, hard): (Vec<FieldIssue>, Vec<FieldIssue>) =
+                issues.into_iter().partition(FieldIssue::is_strict_only);
             if let Some(first) = hard.first() {
                 return Err(decode_issue_error(kind, info.version, &first.to_string()));
             }
             if !strict.is_empty() {
                 match ctx.field_validation {
                     FieldValidation::Strict => {
-                        return Err(decode_issue_error(kind, info.version, &schema::strict_decoding_message(&strict)));
+                        return Err(decode_issue_error(
+                            kind,
+                            info.version,
+                            &schema::strict_decoding_message(&strict),
+                        ));
                     }
-                    FieldValidation::Warn => ctx.warnings.extend(strict.iter().map(|i| i.to_string())),
+                    FieldValidation::Warn => {
+                        ctx.warnings.extend(strict.iter().map(|i| i.to_string()))
+                    }
                     FieldValidation::Ignore => {}
                 }
             }
@@ -236,9 +275,18 @@ impl Registry {
     }
 
     /// Reads the live object from the store (writes always start from the store, not the cache).
-    async fn read_live(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<Option<(KeyValue, Value)>, ApiError> {
+    async fn read_live(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<(KeyValue, Value)>, ApiError> {
         let key = info.key(ns, name);
-        let (_, kv) = self.store.get(&key, 0).await.map_err(|e| store_err(info, name, e))?;
+        let (_, kv) = self
+            .store
+            .get(&key, 0)
+            .await
+            .map_err(|e| store_err(info, name, e))?;
         match kv {
             None => Ok(None),
             Some(kv) => {
@@ -250,13 +298,26 @@ impl Registry {
 
     /// GET of one object, in `info`'s version. `rv`: None = most recent (consistent),
     /// Some(0) = whatever the cache has, Some(n) = at least n.
-    pub async fn get(&self, info: &'static ResourceInfo, ns: &str, name: &str, rv: Option<i64>) -> Result<Value, ApiError> {
+    pub async fn get(
+        &self,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        rv: Option<i64>,
+    ) -> Result<Value, ApiError> {
         let key = info.key(ns, name);
-        let cache = self.caches.for_resource(info).ok_or_else(|| ApiError::not_found(info.group, info.resource, name))?;
+        let cache = self
+            .caches
+            .for_resource(info)
+            .ok_or_else(|| ApiError::not_found(info.group, info.resource, name))?;
         let want = match rv {
             Some(0) => 0,
             Some(n) => n,
-            None => self.store.current_revision().await.map_err(|e| store_err(info, name, e))?,
+            None => self
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| store_err(info, name, e))?,
         };
         let obj = if want == 0 || self.caches.wait_for(want, CACHE_WAIT).await {
             cache.get(&key).map(|o| o.value())
@@ -269,7 +330,12 @@ impl Registry {
 
     /// Lists from the watch cache (or, for an exact old revision or a continue past the cache's
     /// snapshots, from the store).
-    pub async fn list(&self, info: &'static ResourceInfo, filter: &crate::cache::Filter, opts: &crate::request::ListOptions) -> Result<ListOut, ApiError> {
+    pub async fn list(
+        &self,
+        info: &'static ResourceInfo,
+        filter: &crate::cache::Filter,
+        opts: &crate::request::ListOptions,
+    ) -> Result<ListOut, ApiError> {
         use crate::request::RvMatch;
         let cache = self
             .caches
@@ -295,13 +361,28 @@ impl Registry {
             (None, false, Some(n)) => {
                 if !self.caches.wait_for(n, CACHE_WAIT).await {
                     let current = self.store.current_revision().await.unwrap_or(0);
-                    return Err(store_err(info, "", ferrokube_store::Error::FutureRevision { requested: n, current }));
+                    return Err(store_err(
+                        info,
+                        "",
+                        ferrokube_store::Error::FutureRevision {
+                            requested: n,
+                            current,
+                        },
+                    ));
                 }
                 Some(cache.snapshot())
             }
             (None, _, None) => {
-                let cur = self.store.current_revision().await.map_err(|e| store_err(info, "", e))?;
-                if self.caches.wait_for(cur, CACHE_WAIT).await { Some(cache.snapshot()) } else { None }
+                let cur = self
+                    .store
+                    .current_revision()
+                    .await
+                    .map_err(|e| store_err(info, "", e))?;
+                if self.caches.wait_for(cur, CACHE_WAIT).await {
+                    Some(cache.snapshot())
+                } else {
+                    None
+                }
             }
         };
         let mut items = Vec::new();
@@ -311,7 +392,13 @@ impl Registry {
         match snapshot {
             Some((r, objects)) => {
                 revision = r;
-                let iter = objects.range(if start_after.is_empty() { prefix.clone() } else { start_after.clone() }..);
+                let iter = objects.range(
+                    if start_after.is_empty() {
+                        prefix.clone()
+                    } else {
+                        start_after.clone()
+                    }..,
+                );
                 for (k, o) in iter {
                     if !k.starts_with(&prefix) {
                         break;
@@ -345,13 +432,20 @@ impl Registry {
                         .list(&prefix, &after, page_limit, at_rev)
                         .await
                         .map_err(|e| match e {
-                            ferrokube_store::Error::Compacted { .. } if rev.is_some() => ApiError::expired(CONTINUE_EXPIRED),
+                            ferrokube_store::Error::Compacted { .. } if rev.is_some() => {
+                                ApiError::expired(CONTINUE_EXPIRED)
+                            }
                             e => store_err(info, "", e),
                         })?;
                     at_rev = page.revision;
                     for kv in &page.kvs {
                         after = kv.key.clone();
-                        let Ok(o) = CachedObject::build(Self::storage_info(info), &kv.key, &kv.value, kv.mod_revision) else {
+                        let Ok(o) = CachedObject::build(
+                            Self::storage_info(info),
+                            &kv.key,
+                            &kv.value,
+                            kv.mod_revision,
+                        ) else {
                             continue;
                         };
                         if !filter.matches(&o) {
@@ -372,12 +466,23 @@ impl Registry {
             }
         }
         let continue_token = more.then(|| encode_continue(revision, &last_key, &prefix));
-        Ok(ListOut { revision, items, continue_token, remaining: None })
+        Ok(ListOut {
+            revision,
+            items,
+            continue_token,
+            remaining: None,
+        })
     }
 
     /// POST: creates an object given in `info`'s version (already decoded by
     /// [`Registry::decode_input`]). Returns it in `info`'s version.
-    pub async fn create(&self, ctx: &mut WriteCtx, info: &'static ResourceInfo, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub async fn create(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
         let sinfo = Self::storage_info(info);
         if !info.namespaced {
             object::remove_meta(&mut obj, "namespace");
@@ -393,10 +498,13 @@ impl Registry {
             }
         }
         if !object::resource_version(&obj).is_empty() {
-            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         let now = ferrokube_api::time::format_rfc3339(ferrokube_api::time::now());
-        let generated = object::name(&obj).is_empty() && !object::meta_str(&obj, "generateName").is_empty();
+        let generated =
+            object::name(&obj).is_empty() && !object::meta_str(&obj, "generateName").is_empty();
         {
             let m = object::meta_mut(&mut obj);
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -414,7 +522,15 @@ impl Registry {
             let prefix = object::meta_str(&obj, "generateName").to_string();
             object::set_meta(&mut obj, "name", generate_name(&prefix));
         }
-        managed_fields::record(&mut obj, None, &ctx.field_manager, "Update", &api_version(info), "", &now);
+        managed_fields::record(
+            &mut obj,
+            None,
+            &ctx.field_manager,
+            "Update",
+            &api_version(info),
+            "",
+            &now,
+        );
         let (g, v) = sinfo.storage_version;
         let kind = object::kind(&obj).to_string();
         strategy::prepare_for_create(sinfo, &mut obj, &now);
@@ -427,7 +543,12 @@ impl Registry {
         admission::admit_create(self, ctx, sinfo, &mut obj).await?;
         let errs = ferrokube_api::validation::validate_create(g, v, &kind, &obj);
         if !errs.is_empty() {
-            return Err(ApiError::invalid(info.group, object::kind(&obj), object::name(&obj), &errs));
+            return Err(ApiError::invalid(
+                info.group,
+                object::kind(&obj),
+                object::name(&obj),
+                &errs,
+            ));
         }
         if ctx.dry_run {
             return Ok(conversion::from_storage(info, obj));
@@ -435,7 +556,11 @@ impl Registry {
         let mut attempts = 0;
         loop {
             let key = sinfo.key(ns, object::name(&obj));
-            match self.store.create(&key, to_stored_bytes(&obj), ttl(sinfo)).await {
+            match self
+                .store
+                .create(&key, to_stored_bytes(&obj), ttl(sinfo))
+                .await
+            {
                 Ok(rev) => {
                     object::set_resource_version(&mut obj, rev);
                     return Ok(conversion::from_storage(info, obj));
@@ -452,7 +577,15 @@ impl Registry {
 
     /// PUT: replaces an object (or its status) given in `info`'s version, decoded by
     /// [`Registry::decode_input`]. Returns the object and whether it was created.
-    pub async fn update(&self, ctx: &mut WriteCtx, info: &'static ResourceInfo, ns: &str, name: &str, subresource: &str, new: Value) -> Result<(Value, bool), ApiError> {
+    pub async fn update(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        new: Value,
+    ) -> Result<(Value, bool), ApiError> {
         let body_name = object::name(&new);
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::bad_request(format!(
@@ -470,7 +603,20 @@ impl Registry {
                 }
                 return Err(ApiError::not_found(info.group, info.resource, name));
             };
-            match self.update_from(ctx, info, ns, name, subresource, new.clone(), kv, old, conditional).await {
+            match self
+                .update_from(
+                    ctx,
+                    info,
+                    ns,
+                    name,
+                    subresource,
+                    new.clone(),
+                    kv,
+                    old,
+                    conditional,
+                )
+                .await
+            {
                 Err(Retry) => continue,
                 Ok(r) => return r.map(|o| (o, false)),
             }
@@ -496,7 +642,11 @@ impl Registry {
         let old_rv = kv.mod_revision.to_string();
         let new_rv = object::resource_version(&new).to_string();
         if conditional && new_rv != old_rv {
-            return Ok(Err(ApiError::conflict_modified(info.group, info.resource, name)));
+            return Ok(Err(ApiError::conflict_modified(
+                info.group,
+                info.resource,
+                name,
+            )));
         }
         if !object::uid(&new).is_empty() && object::uid(&new) != object::uid(&old) {
             return Ok(Err(ApiError::conflict(
@@ -514,7 +664,15 @@ impl Registry {
         {
             let om = object::meta(&old).cloned().unwrap_or_default();
             let m = object::meta_mut(&mut new);
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+                "name",
+            ] {
                 match om.get(k) {
                     Some(v) => {
                         m.insert(k.into(), v.clone());
@@ -536,20 +694,43 @@ impl Registry {
             strategy::bump_generation(sinfo, &mut new, &old);
         }
         let now = ferrokube_api::time::format_rfc3339(ferrokube_api::time::now());
-        managed_fields::record(&mut new, Some(&old), &ctx.field_manager, "Update", &api_version(info), subresource, &now);
+        managed_fields::record(
+            &mut new,
+            Some(&old),
+            &ctx.field_manager,
+            "Update",
+            &api_version(info),
+            subresource,
+            &now,
+        );
         if let Err(e) = admission::admit_update(self, ctx, sinfo, &mut new, &old).await {
             return Ok(Err(e));
         }
         let (g, v) = sinfo.storage_version;
         let errs = ferrokube_api::validation::validate_update(g, v, object::kind(&new), &new, &old);
         if !errs.is_empty() {
-            return Ok(Err(ApiError::invalid(info.group, object::kind(&new), name, &errs)));
+            return Ok(Err(ApiError::invalid(
+                info.group,
+                object::kind(&new),
+                name,
+                &errs,
+            )));
         }
         // Removing the last finalizer of an object being deleted completes the delete.
-        if object::deletion_timestamp(&new).is_some() && object::finalizers(&new).is_empty() && !ctx.dry_run {
-            let grace = new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+        if object::deletion_timestamp(&new).is_some()
+            && object::finalizers(&new).is_empty()
+            && !ctx.dry_run
+        {
+            let grace = new
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if grace == 0 {
-                return match self.store.delete(&sinfo.key(ns, name), kv.mod_revision).await {
+                return match self
+                    .store
+                    .delete(&sinfo.key(ns, name), kv.mod_revision)
+                    .await
+                {
                     Ok((rev, _)) => {
                         object::set_resource_version(&mut new, rev);
                         Ok(Ok(conversion::from_storage(info, new)))
@@ -565,13 +746,26 @@ impl Registry {
         if ctx.dry_run {
             return Ok(Ok(conversion::from_storage(info, new)));
         }
-        match self.store.update(&sinfo.key(ns, name), to_stored_bytes(&new), kv.mod_revision, ttl(sinfo)).await {
+        match self
+            .store
+            .update(
+                &sinfo.key(ns, name),
+                to_stored_bytes(&new),
+                kv.mod_revision,
+                ttl(sinfo),
+            )
+            .await
+        {
             Ok(rev) => {
                 object::set_resource_version(&mut new, rev);
                 Ok(Ok(conversion::from_storage(info, new)))
             }
             Err(ferrokube_store::Error::Conflict { .. }) if !conditional => Err(Retry),
-            Err(ferrokube_store::Error::Conflict { .. }) => Ok(Err(ApiError::conflict_modified(info.group, info.resource, name))),
+            Err(ferrokube_store::Error::Conflict { .. }) => Ok(Err(ApiError::conflict_modified(
+                info.group,
+                info.resource,
+                name,
+            ))),
             Err(ferrokube_store::Error::NotFound { .. }) if !conditional => Err(Retry),
             Err(e) => Ok(Err(store_err(info, name, e))),
         }
@@ -579,7 +773,16 @@ impl Registry {
 
     /// PATCH: applies a JSON, merge or strategic merge patch to the object (or its status) in
     /// `info`'s version, retrying on concurrent changes unless the patch pins a resourceVersion.
-    pub async fn patch(&self, ctx: &mut WriteCtx, info: &'static ResourceInfo, ns: &str, name: &str, subresource: &str, patch_type: PatchType, body: &[u8]) -> Result<Value, ApiError> {
+    pub async fn patch(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        patch_type: PatchType,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
         let kind = info.kind;
         let ty = schema::kind_type(info.group, info.version, kind);
         for _ in 0..16 {
@@ -587,16 +790,21 @@ impl Registry {
                 return Err(ApiError::not_found(info.group, info.resource, name));
             };
             let original = conversion::from_storage(info, old.clone());
-            let patched = patch::apply(patch_type, &original, body, ty).map_err(|e| patch_error(info, name, e))?;
+            let patched = patch::apply(patch_type, &original, body, ty)
+                .map_err(|e| patch_error(info, name, e))?;
             if object::name(&patched) != name {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",
                     object::name(&patched)
                 )));
             }
-            let conditional = object::resource_version(&patched) != object::resource_version(&original);
+            let conditional =
+                object::resource_version(&patched) != object::resource_version(&original);
             let new = self.decode_input(ctx, info, patched, kind)?;
-            match self.update_from(ctx, info, ns, name, subresource, new, kv, old, conditional).await {
+            match self
+                .update_from(ctx, info, ns, name, subresource, new, kv, old, conditional)
+                .await
+            {
                 Err(Retry) => continue,
                 Ok(r) => return r,
             }
@@ -605,7 +813,14 @@ impl Registry {
     }
 
     /// DELETE of one object.
-    pub async fn delete(&self, ctx: &mut WriteCtx, info: &'static ResourceInfo, ns: &str, name: &str, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
+    pub async fn delete(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
         let sinfo = Self::storage_info(info);
         for _ in 0..16 {
             let Some((kv, mut obj)) = self.read_live(info, ns, name).await? else {
@@ -613,23 +828,36 @@ impl Registry {
             };
             if let Some(uid) = &opts.precondition_uid {
                 if uid != object::uid(&obj) {
-                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        object::uid(&obj)
-                    )));
+                    return Err(ApiError::conflict(
+                        info.group,
+                        info.resource,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            object::uid(&obj)
+                        ),
+                    ));
                 }
             }
             if let Some(rv) = &opts.precondition_rv {
                 if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        kv.mod_revision
-                    )));
+                    return Err(ApiError::conflict(
+                        info.group,
+                        info.resource,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            kv.mod_revision
+                        ),
+                    ));
                 }
             }
             admission::admit_delete(self, sinfo, &obj)?;
             let mut finalizers = object::finalizers(&obj);
-            let policy = opts.propagation_policy.clone().unwrap_or_else(|| strategy::default_propagation(sinfo).to_string());
+            let policy = opts
+                .propagation_policy
+                .clone()
+                .unwrap_or_else(|| strategy::default_propagation(sinfo).to_string());
             let mut added = false;
             let gc_finalizer = match policy.as_str() {
                 "Orphan" => Some("orphan"),
@@ -650,7 +878,10 @@ impl Registry {
                 added |= before != finalizers.len();
             }
             if sinfo.resource == "namespaces" && sinfo.group.is_empty() {
-                let spec_fin = obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+                let spec_fin = obj
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
                 if spec_fin {
                     strategy::namespace_on_delete(&mut obj);
                     if object::deletion_timestamp(&obj).is_none() {
@@ -659,25 +890,35 @@ impl Registry {
                         object::set_meta(&mut obj, "deletionGracePeriodSeconds", 0);
                     }
                     object::set_finalizers(&mut obj, &finalizers);
-                    return self.write_pending(ctx, info, sinfo, ns, name, kv, obj).await;
+                    return self
+                        .write_pending(ctx, info, sinfo, ns, name, kv, obj)
+                        .await;
                 }
             }
             let grace = strategy::graceful_delete_seconds(sinfo, &obj, opts.grace_period_seconds);
             let already = object::deletion_timestamp(&obj).is_some();
             if let Some(grace) = grace {
-                let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                let current = obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
                 if already && current.is_some_and(|c| c <= grace) && !added {
                     return Ok(Deleted::Pending(conversion::from_storage(info, obj)));
                 }
                 let at = ferrokube_api::time::now() + jiff::SignedDuration::from_secs(grace);
-                object::set_meta(&mut obj, "deletionTimestamp", ferrokube_api::time::format_rfc3339(at));
+                object::set_meta(
+                    &mut obj,
+                    "deletionTimestamp",
+                    ferrokube_api::time::format_rfc3339(at),
+                );
                 object::set_meta(&mut obj, "deletionGracePeriodSeconds", grace);
                 if sinfo.tracks_generation && !already {
                     let g = object::generation(&obj);
                     object::set_meta(&mut obj, "generation", g + 1);
                 }
                 object::set_finalizers(&mut obj, &finalizers);
-                return self.write_pending(ctx, info, sinfo, ns, name, kv, obj).await;
+                return self
+                    .write_pending(ctx, info, sinfo, ns, name, kv, obj)
+                    .await;
             }
             if !finalizers.is_empty() {
                 if already && !added {
@@ -693,17 +934,26 @@ impl Registry {
                     }
                 }
                 object::set_finalizers(&mut obj, &finalizers);
-                return self.write_pending(ctx, info, sinfo, ns, name, kv, obj).await;
+                return self
+                    .write_pending(ctx, info, sinfo, ns, name, kv, obj)
+                    .await;
             }
             if ctx.dry_run {
                 return Ok(Deleted::Now(conversion::from_storage(info, obj)));
             }
-            match self.store.delete(&sinfo.key(ns, name), kv.mod_revision).await {
+            match self
+                .store
+                .delete(&sinfo.key(ns, name), kv.mod_revision)
+                .await
+            {
                 Ok((rev, _)) => {
                     object::set_resource_version(&mut obj, rev);
                     return Ok(Deleted::Now(conversion::from_storage(info, obj)));
                 }
-                Err(ferrokube_store::Error::Conflict { .. } | ferrokube_store::Error::NotFound { .. }) => continue,
+                Err(
+                    ferrokube_store::Error::Conflict { .. }
+                    | ferrokube_store::Error::NotFound { .. },
+                ) => continue,
                 Err(e) => return Err(store_err(info, name, e)),
             }
         }
@@ -711,11 +961,29 @@ impl Registry {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn write_pending(&self, ctx: &WriteCtx, info: &'static ResourceInfo, sinfo: &ResourceInfo, ns: &str, name: &str, kv: KeyValue, mut obj: Value) -> Result<Deleted, ApiError> {
+    async fn write_pending(
+        &self,
+        ctx: &WriteCtx,
+        info: &'static ResourceInfo,
+        sinfo: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        kv: KeyValue,
+        mut obj: Value,
+    ) -> Result<Deleted, ApiError> {
         if ctx.dry_run {
             return Ok(Deleted::Pending(conversion::from_storage(info, obj)));
         }
-        match self.store.update(&sinfo.key(ns, name), to_stored_bytes(&obj), kv.mod_revision, ttl(sinfo)).await {
+        match self
+            .store
+            .update(
+                &sinfo.key(ns, name),
+                to_stored_bytes(&obj),
+                kv.mod_revision,
+                ttl(sinfo),
+            )
+            .await
+        {
             Ok(rev) => {
                 object::set_resource_version(&mut obj, rev);
                 Ok(Deleted::Pending(conversion::from_storage(info, obj)))
@@ -725,7 +993,15 @@ impl Registry {
     }
 
     /// `pods/binding`: assigns an unbound pod to a node and marks it scheduled.
-    pub async fn bind_pod(&self, ctx: &mut WriteCtx, ns: &str, name: &str, node: &str, uid: Option<&str>, annotations: Option<&Value>) -> Result<(), ApiError> {
+    pub async fn bind_pod(
+        &self,
+        ctx: &mut WriteCtx,
+        ns: &str,
+        name: &str,
+        node: &str,
+        uid: Option<&str>,
+        annotations: Option<&Value>,
+    ) -> Result<(), ApiError> {
         let info = resources::find("", "v1", "pods").expect("pods are registered");
         for _ in 0..16 {
             let Some((kv, mut pod)) = self.read_live(info, ns, name).await? else {
@@ -733,22 +1009,36 @@ impl Registry {
             };
             if let Some(u) = uid.filter(|u| !u.is_empty()) {
                 if u != object::uid(&pod) {
-                    return Err(ApiError::conflict("", "pods/binding", name, &format!(
-                        "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
-                        object::uid(&pod)
-                    )));
+                    return Err(ApiError::conflict(
+                        "",
+                        "pods/binding",
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
+                            object::uid(&pod)
+                        ),
+                    ));
                 }
             }
             if object::deletion_timestamp(&pod).is_some() {
-                return Err(ApiError::conflict("", "pods/binding", name, &format!(
-                    "pod {name} is being deleted, cannot be assigned to a host"
-                )));
+                return Err(ApiError::conflict(
+                    "",
+                    "pods/binding",
+                    name,
+                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
+                ));
             }
-            let current = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            let current = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !current.is_empty() {
-                return Err(ApiError::conflict("", "pods/binding", name, &format!(
-                    "pod {name} is already assigned to node {current:?}"
-                )));
+                return Err(ApiError::conflict(
+                    "",
+                    "pods/binding",
+                    name,
+                    &format!("pod {name} is already assigned to node {current:?}"),
+                ));
             }
             pod["spec"]["nodeName"] = json!(node);
             if let Some(a) = annotations.and_then(Value::as_object) {
@@ -761,11 +1051,23 @@ impl Registry {
             let now = ferrokube_api::time::format_rfc3339(ferrokube_api::time::now());
             set_condition(&mut pod, "PodScheduled", "True", &now);
             let before = pod.clone();
-            managed_fields::record(&mut pod, Some(&before), &ctx.field_manager, "Update", "v1", "", &now);
+            managed_fields::record(
+                &mut pod,
+                Some(&before),
+                &ctx.field_manager,
+                "Update",
+                "v1",
+                "",
+                &now,
+            );
             if ctx.dry_run {
                 return Ok(());
             }
-            match self.store.update(&kv.key, to_stored_bytes(&pod), kv.mod_revision, None).await {
+            match self
+                .store
+                .update(&kv.key, to_stored_bytes(&pod), kv.mod_revision, None)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(ferrokube_store::Error::Conflict { .. }) => continue,
                 Err(e) => return Err(store_err(info, name, e)),
@@ -775,48 +1077,86 @@ impl Registry {
     }
 
     /// `pods/eviction`: deletes a pod unless that would violate its PodDisruptionBudget.
-    pub async fn evict_pod(&self, ctx: &mut WriteCtx, ns: &str, name: &str, del: &DeleteOptions) -> Result<(), ApiError> {
+    pub async fn evict_pod(
+        &self,
+        ctx: &mut WriteCtx,
+        ns: &str,
+        name: &str,
+        del: &DeleteOptions,
+    ) -> Result<(), ApiError> {
         let pods = resources::find("", "v1", "pods").expect("pods are registered");
-        let pdbs = resources::find("policy", "v1", "poddisruptionbudgets").expect("pdbs are registered");
+        let pdbs =
+            resources::find("policy", "v1", "poddisruptionbudgets").expect("pdbs are registered");
         for _ in 0..16 {
             let Some((_, pod)) = self.read_live(pods, ns, name).await? else {
                 return Err(ApiError::not_found("", "pods", name));
             };
-            let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-            let ignore_pdb = object::deletion_timestamp(&pod).is_some() || matches!(phase, "Succeeded" | "Failed" | "Pending");
+            let phase = pod
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let ignore_pdb = object::deletion_timestamp(&pod).is_some()
+                || matches!(phase, "Succeeded" | "Failed" | "Pending");
             if !ignore_pdb {
                 let labels = ferrokube_api::selector::labels::labels_of(&pod);
                 let prefix = pdbs.collection_prefix(ns);
-                let listed = self.store.list(&prefix, "", 0, 0).await.map_err(|e| store_err(pdbs, "", e))?;
+                let listed = self
+                    .store
+                    .list(&prefix, "", 0, 0)
+                    .await
+                    .map_err(|e| store_err(pdbs, "", e))?;
                 let mut matching = Vec::new();
                 for kv in listed.kvs {
                     let pdb = parse_stored(&kv)?;
-                    let sel = ferrokube_api::selector::LabelSelector::from_structured(pdb.pointer("/spec/selector"))
-                        .unwrap_or_else(|_| ferrokube_api::selector::LabelSelector::nothing());
+                    let sel = ferrokube_api::selector::LabelSelector::from_structured(
+                        pdb.pointer("/spec/selector"),
+                    )
+                    .unwrap_or_else(|_| ferrokube_api::selector::LabelSelector::nothing());
                     if sel.matches(&labels) {
                         matching.push((kv, pdb));
                     }
                 }
                 if matching.len() > 1 {
-                    return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
+                    return Err(ApiError::internal(
+                        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                    ));
                 }
                 if let Some((kv, mut pdb)) = matching.pop() {
                     let pdb_name = object::name(&pdb).to_string();
                     let violation = |cause: String| {
-                        ApiError::too_many_requests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
-                            .with_cause("DisruptionBudget", &cause, "")
+                        ApiError::too_many_requests(
+                            "Cannot evict pod as it would violate the pod's disruption budget.",
+                            0,
+                        )
+                        .with_cause("DisruptionBudget", &cause, "")
                     };
-                    let observed = pdb.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
+                    let observed = pdb
+                        .pointer("/status/observedGeneration")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
                     if observed < object::generation(&pdb) {
-                        let mut e = violation(format!("The disruption budget {pdb_name} is still being processed by the server."));
+                        let mut e = violation(format!(
+                            "The disruption budget {pdb_name} is still being processed by the server."
+                        ));
                         e.retry_after_seconds = None;
                         return Err(e);
                     }
-                    let allowed = pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+                    let allowed = pdb
+                        .pointer("/status/disruptionsAllowed")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
                     if allowed <= 0 {
-                        let desired = pdb.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0);
-                        let current = pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0);
-                        let mut e = violation(format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"));
+                        let desired = pdb
+                            .pointer("/status/desiredHealthy")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0);
+                        let current = pdb
+                            .pointer("/status/currentHealthy")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0);
+                        let mut e = violation(format!(
+                            "The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"
+                        ));
                         e.retry_after_seconds = None;
                         return Err(e);
                     }
@@ -827,7 +1167,11 @@ impl Registry {
                             pdb["status"]["disruptedPods"] = json!({});
                         }
                         pdb["status"]["disruptedPods"][name] = json!(now);
-                        match self.store.update(&kv.key, to_stored_bytes(&pdb), kv.mod_revision, None).await {
+                        match self
+                            .store
+                            .update(&kv.key, to_stored_bytes(&pdb), kv.mod_revision, None)
+                            .await
+                        {
                             Ok(_) => {}
                             Err(ferrokube_store::Error::Conflict { .. }) => continue,
                             Err(e) => return Err(store_err(pdbs, &pdb_name, e)),
@@ -863,7 +1207,8 @@ fn encode_continue(rev: Revision, last_key: &str, prefix: &str) -> String {
     use base64::Engine;
     let start = format!("{}\u{0}", last_key.strip_prefix(prefix).unwrap_or(last_key));
     let tok = json!({"v": "meta.k8s.io/v1", "rv": rev, "start": start});
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&tok).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&tok).unwrap_or_default())
 }
 
 fn decode_continue(tok: &str, prefix: &str) -> Result<(Revision, String), ApiError> {
@@ -876,7 +1221,11 @@ fn decode_continue(tok: &str, prefix: &str) -> Result<(Revision, String), ApiErr
     if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
         return Err(bad());
     }
-    let rev = v.get("rv").and_then(Value::as_i64).filter(|r| *r > 0).ok_or_else(bad)?;
+    let rev = v
+        .get("rv")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 0)
+        .ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
     if start.contains("..") || start.starts_with('/') {
         return Err(bad());
@@ -900,7 +1249,9 @@ fn patch_error(info: &ResourceInfo, name: &str, e: PatchError) -> ApiError {
             .with_cause("UnexpectedServerResponse", &msg, "")
         }
         PatchError::TooLarge(_) => ApiError::request_entity_too_large(msg),
-        PatchError::UnsupportedMediaType(_) => ApiError::new(415, ferrokube_api::error::Reason::UnsupportedMediaType, msg),
+        PatchError::UnsupportedMediaType(_) => {
+            ApiError::new(415, ferrokube_api::error::Reason::UnsupportedMediaType, msg)
+        }
         PatchError::Internal(_) => ApiError::internal(msg),
     }
 }
@@ -913,7 +1264,9 @@ pub fn set_condition(obj: &mut Value, type_: &str, status: &str, now: &str) {
     if !obj["status"]["conditions"].is_array() {
         obj["status"]["conditions"] = json!([]);
     }
-    let conds = obj["status"]["conditions"].as_array_mut().expect("conditions were just made an array");
+    let conds = obj["status"]["conditions"]
+        .as_array_mut()
+        .expect("conditions were just made an array");
     match conds.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(type_)) {
         Some(c) => {
             if c.get("status").and_then(Value::as_str) != Some(status) {
@@ -935,8 +1288,15 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
-        let t = encode_continue(42, "/registry/pods/default/web-1", "/registry/pods/default/");
-        assert_eq!(decode_continue(&t, "/registry/pods/default/").unwrap(), (42, "/registry/pods/default/web-1".to_string()));
+        let t = encode_continue(
+            42,
+            "/registry/pods/default/web-1",
+            "/registry/pods/default/",
+        );
+        assert_eq!(
+            decode_continue(&t, "/registry/pods/default/").unwrap(),
+            (42, "/registry/pods/default/web-1".to_string())
+        );
         assert!(decode_continue("not-a-token", "/registry/pods/").is_err());
     }
 
@@ -944,6 +1304,10 @@ mod tests {
     fn generated_names_use_five_safe_characters() {
         let n = generate_name("web-");
         assert_eq!(n.len(), 9);
-        assert!(n[4..].bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)));
+        assert!(
+            n[4..]
+                .bytes()
+                .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+        );
     }
 }

@@ -27,7 +27,11 @@ pub struct ResourceRequest {
 pub enum Route {
     Resource(ResourceRequest),
     /// `/api`, `/apis`, `/api/v1`, `/apis/apps`, `/apis/apps/v1`.
-    Discovery { group: Option<String>, version: Option<String>, legacy: bool },
+    Discovery {
+        group: Option<String>,
+        version: Option<String>,
+        legacy: bool,
+    },
     NotFound,
 }
 
@@ -59,13 +63,33 @@ pub fn route(method: &Method, path: &str, query: &Query) -> Result<Route, ApiErr
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let (group, version, rest, legacy) = match segs.as_slice() {
-        ["api"] => return Ok(Route::Discovery { group: None, version: None, legacy: true }),
-        ["apis"] => return Ok(Route::Discovery { group: None, version: None, legacy: false }),
+        ["api"] => {
+            return Ok(Route::Discovery {
+                group: None,
+                version: None,
+                legacy: true,
+            });
+        }
+        ["apis"] => {
+            return Ok(Route::Discovery {
+                group: None,
+                version: None,
+                legacy: false,
+            });
+        }
         ["api", v] => {
-            return Ok(Route::Discovery { group: None, version: Some(v.to_string()), legacy: true });
+            return Ok(Route::Discovery {
+                group: None,
+                version: Some(v.to_string()),
+                legacy: true,
+            });
         }
         ["apis", g] => {
-            return Ok(Route::Discovery { group: Some(g.to_string()), version: None, legacy: false });
+            return Ok(Route::Discovery {
+                group: Some(g.to_string()),
+                version: None,
+                legacy: false,
+            });
         }
         ["apis", g, v] => {
             return Ok(Route::Discovery {
@@ -89,7 +113,10 @@ pub fn route(method: &Method, path: &str, query: &Query) -> Result<Route, ApiErr
     let mut namespace = String::new();
     // `namespaces/NAME/status` and `namespaces/NAME/finalize` are subresources of the namespace
     // itself, as in upstream's RequestInfoFactory.
-    if rest.first() == Some(&"namespaces") && rest.len() >= 3 && !matches!(rest[2], "status" | "finalize") {
+    if rest.first() == Some(&"namespaces")
+        && rest.len() >= 3
+        && !matches!(rest[2], "status" | "finalize")
+    {
         namespace = rest[1].to_string();
         rest.drain(..2);
     } else if rest.first() == Some(&"namespaces") && rest.len() == 2 {
@@ -197,11 +224,13 @@ impl ListOptions {
             "NotOlderThan" => RvMatch::NotOlderThan,
             "Exact" => RvMatch::Exact,
             other => {
-                return Err(invalid_list_options(&[ferrokube_api::FieldError::not_supported(
-                    "resourceVersionMatch",
-                    other,
-                    &["Exact", "NotOlderThan"],
-                )]));
+                return Err(invalid_list_options(&[
+                    ferrokube_api::FieldError::not_supported(
+                        "resourceVersionMatch",
+                        other,
+                        &["Exact", "NotOlderThan"],
+                    ),
+                ]));
             }
         };
         let limit = match q.get("limit") {
@@ -212,14 +241,21 @@ impl ListOptions {
             _ => 0,
         };
         let timeout = match q.get("timeoutSeconds") {
-            Some(t) if !t.is_empty() => Some(Duration::from_secs(
-                t.parse::<u64>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-            )),
+            Some(t) if !t.is_empty() => {
+                Some(Duration::from_secs(t.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid timeoutSeconds {t:?}"))
+                })?))
+            }
             _ => None,
         };
-        let resource_version = q.get("resourceVersion").filter(|s| !s.is_empty()).map(String::from);
-        let continue_token = q.get("continue").filter(|s| !s.is_empty()).map(String::from);
+        let resource_version = q
+            .get("resourceVersion")
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        let continue_token = q
+            .get("continue")
+            .filter(|s| !s.is_empty())
+            .map(String::from);
         let send_initial_events = q.get("sendInitialEvents").map(|v| v == "true");
         let opts = ListOptions {
             label_selector,
@@ -258,7 +294,11 @@ impl ListOptions {
                 "resourceVersionMatch is forbidden when continue is provided",
             ));
         }
-        if errs.is_empty() { Ok(()) } else { Err(invalid_list_options(&errs)) }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid_list_options(&errs))
+        }
     }
 
     /// The resourceVersion as a number; `Err` for garbage (upstream: 400 with this wording).
@@ -290,7 +330,11 @@ pub fn dry_run(q: &Query) -> Result<bool, ApiError> {
             "",
             "",
             "",
-            &[ferrokube_api::FieldError::not_supported("dryRun", other, &["All"])],
+            &[ferrokube_api::FieldError::not_supported(
+                "dryRun",
+                other,
+                &["All"],
+            )],
         )),
     }
 }
@@ -330,22 +374,116 @@ mod tests {
     fn paths_resolve_to_upstream_request_info() {
         let cases = [
             (Method::GET, "/api/v1/pods", "list", "pods", "", "", ""),
-            (Method::GET, "/api/v1/namespaces/default/pods", "list", "pods", "default", "", ""),
-            (Method::GET, "/api/v1/namespaces/default/pods/web", "get", "pods", "default", "web", ""),
-            (Method::GET, "/api/v1/namespaces/default/pods/web/log", "get", "pods", "default", "web", "log"),
-            (Method::POST, "/api/v1/namespaces/d/pods/web/eviction", "create", "pods", "d", "web", "eviction"),
-            (Method::GET, "/api/v1/namespaces", "list", "namespaces", "", "", ""),
-            (Method::GET, "/api/v1/namespaces/kube-system", "get", "namespaces", "", "kube-system", ""),
-            (Method::PUT, "/api/v1/namespaces/x/finalize", "update", "namespaces", "", "x", "finalize"),
-            (Method::PATCH, "/apis/apps/v1/namespaces/d/deployments/web/scale", "patch", "deployments", "d", "web", "scale"),
-            (Method::DELETE, "/api/v1/namespaces/d/pods", "deletecollection", "pods", "d", "", ""),
-            (Method::GET, "/api/v1/watch/namespaces/d/pods", "watch", "pods", "d", "", ""),
-            (Method::PATCH, "/api/v1/nodes/n1", "patch", "nodes", "", "n1", ""),
+            (
+                Method::GET,
+                "/api/v1/namespaces/default/pods",
+                "list",
+                "pods",
+                "default",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/default/pods/web",
+                "get",
+                "pods",
+                "default",
+                "web",
+                "",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/default/pods/web/log",
+                "get",
+                "pods",
+                "default",
+                "web",
+                "log",
+            ),
+            (
+                Method::POST,
+                "/api/v1/namespaces/d/pods/web/eviction",
+                "create",
+                "pods",
+                "d",
+                "web",
+                "eviction",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces",
+                "list",
+                "namespaces",
+                "",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/kube-system",
+                "get",
+                "namespaces",
+                "",
+                "kube-system",
+                "",
+            ),
+            (
+                Method::PUT,
+                "/api/v1/namespaces/x/finalize",
+                "update",
+                "namespaces",
+                "",
+                "x",
+                "finalize",
+            ),
+            (
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/d/deployments/web/scale",
+                "patch",
+                "deployments",
+                "d",
+                "web",
+                "scale",
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/namespaces/d/pods",
+                "deletecollection",
+                "pods",
+                "d",
+                "",
+                "",
+            ),
+            (
+                Method::GET,
+                "/api/v1/watch/namespaces/d/pods",
+                "watch",
+                "pods",
+                "d",
+                "",
+                "",
+            ),
+            (
+                Method::PATCH,
+                "/api/v1/nodes/n1",
+                "patch",
+                "nodes",
+                "",
+                "n1",
+                "",
+            ),
         ];
         for (m, path, verb, res, ns, name, sub) in cases {
             let got = r(m, path);
             assert_eq!(
-                (got.verb, got.info.resource, got.namespace.as_str(), got.name.as_str(), got.subresource.as_str()),
+                (
+                    got.verb,
+                    got.info.resource,
+                    got.namespace.as_str(),
+                    got.name.as_str(),
+                    got.subresource.as_str()
+                ),
                 (verb, res, ns, name, sub),
                 "{path}"
             );
@@ -354,8 +492,19 @@ mod tests {
 
     #[test]
     fn unknown_resources_and_scopes_are_not_found() {
-        for p in ["/api/v1/foos", "/apis/apps/v1/namespaces/d/pods", "/api/v1/namespaces/d/nodes/x", "/api/v1/namespaces/d/pods/x/nosuch"] {
-            assert!(matches!(route(&Method::GET, p, &Query::parse(None)).unwrap(), Route::NotFound), "{p}");
+        for p in [
+            "/api/v1/foos",
+            "/apis/apps/v1/namespaces/d/pods",
+            "/api/v1/namespaces/d/nodes/x",
+            "/api/v1/namespaces/d/pods/x/nosuch",
+        ] {
+            assert!(
+                matches!(
+                    route(&Method::GET, p, &Query::parse(None)).unwrap(),
+                    Route::NotFound
+                ),
+                "{p}"
+            );
         }
     }
 
@@ -365,8 +514,13 @@ mod tests {
         assert_eq!(ListOptions::parse(&q, "", "pods").unwrap_err().code, 422);
         let q = Query::parse(Some("fieldSelector=spec.bogus%3Dx"));
         let e = ListOptions::parse(&q, "", "pods").unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (400, "field label not supported: spec.bogus"));
-        let q = Query::parse(Some("labelSelector=app%3Dweb&limit=500&watch=true&allowWatchBookmarks=true"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "field label not supported: spec.bogus")
+        );
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb&limit=500&watch=true&allowWatchBookmarks=true",
+        ));
         let o = ListOptions::parse(&q, "", "pods").unwrap();
         assert_eq!(o.limit, 500);
         assert!(o.allow_bookmarks);

@@ -27,9 +27,13 @@ pub enum Output {
     Json,
     Yaml,
     /// `as=Table` at meta.k8s.io `v1` or `v1beta1`.
-    Table { v1beta1: bool },
+    Table {
+        v1beta1: bool,
+    },
     /// `as=PartialObjectMetadata` / `PartialObjectMetadataList`.
-    PartialMetadata { v1beta1: bool },
+    PartialMetadata {
+        v1beta1: bool,
+    },
 }
 
 /// Picks the first representation the client accepts that the server can produce; 406 when
@@ -66,15 +70,24 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Output, ApiError> {
                 continue;
             }
             match as_ {
-                "Table" => return Ok(Output::Table { v1beta1: v == "v1beta1" }),
+                "Table" => {
+                    return Ok(Output::Table {
+                        v1beta1: v == "v1beta1",
+                    });
+                }
                 "PartialObjectMetadata" | "PartialObjectMetadataList" => {
-                    return Ok(Output::PartialMetadata { v1beta1: v == "v1beta1" });
+                    return Ok(Output::PartialMetadata {
+                        v1beta1: v == "v1beta1",
+                    });
                 }
                 _ => continue,
             }
         }
         match mime.as_str() {
-            "application/json" | "*/*" | "application/*" | "application/json-patch+json"
+            "application/json"
+            | "*/*"
+            | "application/*"
+            | "application/json-patch+json"
             | "application/merge-patch+json" => return Ok(Output::Json),
             "application/yaml" | "application/x-yaml" | "text/yaml" => return Ok(Output::Yaml),
             _ => {}
@@ -110,7 +123,10 @@ impl IncludeObject {
 pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -127,7 +143,10 @@ pub fn encoded(status: StatusCode, json: Bytes, out: Output) -> Response<Body> {
             .unwrap_or_default();
         let mut r = Response::new(full(yaml));
         *r.status_mut() = status;
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        );
         return r;
     }
     json_response(status, json)
@@ -140,7 +159,8 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         &e.to_status(),
     );
     if let Some(s) = e.retry_after_seconds {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
 }
@@ -160,7 +180,15 @@ pub fn column_json(cols: &[Column]) -> Value {
 }
 
 /// One table row's JSON: cells rendered at `now`, plus the row object.
-pub fn write_row(buf: &mut BytesMut, row: &Row, now: Timestamp, include: IncludeObject, meta: &[u8], obj: &[u8], v1beta1: bool) {
+pub fn write_row(
+    buf: &mut BytesMut,
+    row: &Row,
+    now: Timestamp,
+    include: IncludeObject,
+    meta: &[u8],
+    obj: &[u8],
+    v1beta1: bool,
+) {
     buf.put_slice(b"{\"cells\":");
     buf.put_slice(&serde_json::to_vec(&row.render_cells(now)).unwrap_or_default());
     if !row.conditions.is_empty() {
@@ -171,7 +199,9 @@ pub fn write_row(buf: &mut BytesMut, row: &Row, now: Timestamp, include: Include
     match include {
         IncludeObject::None => {}
         IncludeObject::Metadata => {
-            buf.put_slice(b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/");
+            buf.put_slice(
+                b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/",
+            );
             buf.put_slice(if v1beta1 { b"v1beta1" } else { b"v1" });
             buf.put_slice(b"\",\"metadata\":");
             buf.put_slice(meta);
@@ -186,7 +216,14 @@ pub fn write_row(buf: &mut BytesMut, row: &Row, now: Timestamp, include: Include
 }
 
 /// The opening of a Table up to its rows array.
-pub fn table_head(buf: &mut BytesMut, v1beta1: bool, rv: &str, cont: Option<&str>, remaining: Option<i64>, cols: Option<&[Column]>) {
+pub fn table_head(
+    buf: &mut BytesMut,
+    v1beta1: bool,
+    rv: &str,
+    cont: Option<&str>,
+    remaining: Option<i64>,
+    cols: Option<&[Column]>,
+) {
     buf.put_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/");
     buf.put_slice(if v1beta1 { b"v1beta1" } else { b"v1" });
     buf.put_slice(b"\",\"metadata\":");
@@ -210,14 +247,38 @@ pub fn table_head(buf: &mut BytesMut, v1beta1: bool, rv: &str, cont: Option<&str
 }
 
 /// A Table of one object (get, create, update responses).
-pub fn single_table(group: &str, resource: &str, obj: &Value, include: IncludeObject, v1beta1: bool) -> Bytes {
+pub fn single_table(
+    group: &str,
+    resource: &str,
+    obj: &Value,
+    include: IncludeObject,
+    v1beta1: bool,
+) -> Bytes {
     let row = printers::row(group, resource, obj);
     let meta = serde_json::to_vec(obj.get("metadata").unwrap_or(&Value::Null)).unwrap_or_default();
     let json = serde_json::to_vec(obj).unwrap_or_default();
-    let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+    let rv = obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let mut buf = BytesMut::new();
-    table_head(&mut buf, v1beta1, rv, None, None, Some(printers::columns(group, resource)));
-    write_row(&mut buf, &row, ferrokube_api::time::now(), include, &meta, &json, v1beta1);
+    table_head(
+        &mut buf,
+        v1beta1,
+        rv,
+        None,
+        None,
+        Some(printers::columns(group, resource)),
+    );
+    write_row(
+        &mut buf,
+        &row,
+        ferrokube_api::time::now(),
+        include,
+        &meta,
+        &json,
+        v1beta1,
+    );
     buf.put_slice(b"]}");
     buf.freeze()
 }
@@ -233,11 +294,26 @@ pub fn partial_metadata(obj: &Value, v1beta1: bool) -> Bytes {
 }
 
 /// Renders an object in the negotiated form.
-pub fn object(status: StatusCode, group: &str, resource: &str, obj: &Value, out: Output, include: IncludeObject) -> Response<Body> {
+pub fn object(
+    status: StatusCode,
+    group: &str,
+    resource: &str,
+    obj: &Value,
+    out: Output,
+    include: IncludeObject,
+) -> Response<Body> {
     match out {
-        Output::Table { v1beta1 } => json_response(status, single_table(group, resource, obj, include, v1beta1)),
-        Output::PartialMetadata { v1beta1 } => json_response(status, partial_metadata(obj, v1beta1)),
-        _ => encoded(status, Bytes::from(serde_json::to_vec(obj).unwrap_or_default()), out),
+        Output::Table { v1beta1 } => {
+            json_response(status, single_table(group, resource, obj, include, v1beta1))
+        }
+        Output::PartialMetadata { v1beta1 } => {
+            json_response(status, partial_metadata(obj, v1beta1))
+        }
+        _ => encoded(
+            status,
+            Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+            out,
+        ),
     }
 }
 
@@ -257,8 +333,16 @@ mod tests {
             accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json").unwrap(),
             Output::Table { v1beta1: false }
         );
-        assert_eq!(accept("application/vnd.kubernetes.protobuf, application/json").unwrap(), Output::Json);
+        assert_eq!(
+            accept("application/vnd.kubernetes.protobuf, application/json").unwrap(),
+            Output::Json
+        );
         assert_eq!(accept("application/yaml").unwrap(), Output::Yaml);
-        assert_eq!(accept("application/vnd.kubernetes.protobuf").unwrap_err().code, 406);
+        assert_eq!(
+            accept("application/vnd.kubernetes.protobuf")
+                .unwrap_err()
+                .code,
+            406
+        );
     }
 }

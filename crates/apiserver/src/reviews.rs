@@ -25,17 +25,28 @@ pub fn authorize(user: &UserInfo) -> (bool, &'static str) {
     }
 }
 
-pub async fn handle(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: Bytes) -> Result<Response<Body>, ApiError> {
+pub async fn handle(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     match (info.group, info.resource, rr.verb) {
         ("", "componentstatuses", "list" | "get") => component_statuses(srv, rr).await,
         ("", "bindings", "create") => {
             let b = decode_body(&call.headers, &body)?;
             let pod = crate::object::name(&b).to_string();
-            let node = b.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let node = b
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let mut ctx = crate::registry::WriteCtx::system("kube-scheduler");
             ctx.user = call.user.clone().unwrap_or_default();
-            srv.registry.bind_pod(&mut ctx, &rr.namespace, &pod, &node, None, None).await?;
+            srv.registry
+                .bind_pod(&mut ctx, &rr.namespace, &pod, &node, None, None)
+                .await?;
             Ok(response::json_value(
                 StatusCode::CREATED,
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -51,17 +62,27 @@ pub async fn handle(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, bod
             }
             review["metadata"]["creationTimestamp"] = Value::Null;
             match info.resource {
-                "selfsubjectaccessreviews" | "subjectaccessreviews" | "localsubjectaccessreviews" => {
+                "selfsubjectaccessreviews"
+                | "subjectaccessreviews"
+                | "localsubjectaccessreviews" => {
                     let subject = if info.resource == "selfsubjectaccessreviews" {
                         user
                     } else {
                         UserInfo {
-                            name: review.pointer("/spec/user").and_then(Value::as_str).unwrap_or("").to_string(),
+                            name: review
+                                .pointer("/spec/user")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
                             uid: String::new(),
                             groups: review
                                 .pointer("/spec/groups")
                                 .and_then(Value::as_array)
-                                .map(|a| a.iter().filter_map(|g| g.as_str().map(String::from)).collect())
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|g| g.as_str().map(String::from))
+                                        .collect()
+                                })
                                 .unwrap_or_default(),
                         }
                     };
@@ -83,7 +104,8 @@ pub async fn handle(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, bod
                     review["status"] = rules;
                 }
                 "selfsubjectreviews" => {
-                    review["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});
+                    review["status"] =
+                        json!({"userInfo": {"username": user.name, "groups": user.groups}});
                 }
                 "tokenreviews" => {
                     // Bearer tokens come with service accounts and bootstrap tokens; until then no
@@ -91,15 +113,28 @@ pub async fn handle(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, bod
                     review["status"] = json!({"authenticated": false, "user": {},
                         "error": "token authentication is not enabled on this server"});
                 }
-                _ => return Err(ApiError::method_not_supported(info.group, info.resource, rr.verb)),
+                _ => {
+                    return Err(ApiError::method_not_supported(
+                        info.group,
+                        info.resource,
+                        rr.verb,
+                    ));
+                }
             }
             Ok(response::json_value(StatusCode::CREATED, &review))
         }
-        _ => Err(ApiError::method_not_supported(info.group, info.resource, rr.verb)),
+        _ => Err(ApiError::method_not_supported(
+            info.group,
+            info.resource,
+            rr.verb,
+        )),
     }
 }
 
-async fn component_statuses(srv: &Arc<ApiServer>, rr: &ResourceRequest) -> Result<Response<Body>, ApiError> {
+async fn component_statuses(
+    srv: &Arc<ApiServer>,
+    rr: &ResourceRequest,
+) -> Result<Response<Body>, ApiError> {
     let store_ok = srv.store.current_revision().await;
     let item = |name: &str, healthy: bool, message: &str| {
         json!({"kind": "ComponentStatus", "apiVersion": "v1",

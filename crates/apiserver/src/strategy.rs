@@ -63,7 +63,10 @@ pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value, sub
             // Only container resources may change through resize.
             let wanted = new.pointer("/spec/containers").cloned();
             let mut merged = old.clone();
-            if let (Some(Value::Array(w)), Some(Value::Array(cs))) = (wanted, merged.pointer_mut("/spec/containers").map(|v| v.take())) {
+            if let (Some(Value::Array(w)), Some(Value::Array(cs))) = (
+                wanted,
+                merged.pointer_mut("/spec/containers").map(|v| v.take()),
+            ) {
                 let mut cs = cs;
                 for c in cs.iter_mut() {
                     if let Some(src) = w.iter().find(|x| x.get("name") == c.get("name")) {
@@ -131,14 +134,20 @@ fn pointer_parent_insert<'a>(v: &'a mut Value, pointer: &str) -> Option<&'a mut 
         if !cur.is_object() {
             *cur = json!({});
         }
-        cur = cur.as_object_mut()?.entry(seg.to_string()).or_insert(Value::Null);
+        cur = cur
+            .as_object_mut()?
+            .entry(seg.to_string())
+            .or_insert(Value::Null);
     }
     Some(cur)
 }
 
 fn remove_pointer(v: &mut Value, pointer: &str) {
     if let Some((parent, last)) = pointer.rsplit_once('/') {
-        if let Some(p) = v.pointer_mut(if parent.is_empty() { "" } else { parent }).and_then(Value::as_object_mut) {
+        if let Some(p) = v
+            .pointer_mut(if parent.is_empty() { "" } else { parent })
+            .and_then(Value::as_object_mut)
+        {
             p.remove(last);
         }
     }
@@ -159,8 +168,16 @@ pub fn allow_create_on_update(info: &ResourceInfo) -> bool {
 pub fn returns_deleted_object(info: &ResourceInfo) -> bool {
     matches!(
         (info.group, info.resource),
-        ("", "pods" | "services" | "serviceaccounts" | "persistentvolumes" | "persistentvolumeclaims" | "podtemplates" | "resourcequotas")
-            | ("storage.k8s.io", "storageclasses")
+        (
+            "",
+            "pods"
+                | "services"
+                | "serviceaccounts"
+                | "persistentvolumes"
+                | "persistentvolumeclaims"
+                | "podtemplates"
+                | "resourcequotas"
+        ) | ("storage.k8s.io", "storageclasses")
     )
 }
 
@@ -176,12 +193,22 @@ pub fn default_propagation(info: &ResourceInfo) -> &'static str {
 /// The grace period a delete gets, or None when the object is removed at once. Pods bound to a
 /// node and not finished get `gracePeriodSeconds` (default: the pod's
 /// `terminationGracePeriodSeconds`) so the kubelet can stop their containers.
-pub fn graceful_delete_seconds(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> Option<i64> {
+pub fn graceful_delete_seconds(
+    info: &ResourceInfo,
+    obj: &Value,
+    requested: Option<i64>,
+) -> Option<i64> {
     if info.resource != "pods" || !info.group.is_empty() {
         return None;
     }
-    let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
-    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let node = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let default = obj
         .pointer("/spec/terminationGracePeriodSeconds")
         .and_then(Value::as_i64)
@@ -209,7 +236,11 @@ pub fn bump_generation(info: &ResourceInfo, new: &mut Value, old: &Value) {
         return;
     }
     let g = object::generation(old).max(1);
-    let next = if object::spec_equal(new, old) { g } else { g + 1 };
+    let next = if object::spec_equal(new, old) {
+        g
+    } else {
+        g + 1
+    };
     object::set_meta(new, "generation", next);
 }
 

@@ -23,7 +23,10 @@ fn ctx(call: &Call) -> Result<WriteCtx, ApiError> {
     let manager = match call.query.get("fieldManager") {
         Some(m) if !m.is_empty() => m.to_string(),
         _ => ferrokube_api::managed_fields::manager_from_user_agent(
-            call.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            call.headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
         ),
     };
     Ok(WriteCtx {
@@ -35,7 +38,12 @@ fn ctx(call: &Call) -> Result<WriteCtx, ApiError> {
     })
 }
 
-pub async fn handle(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: Bytes) -> Result<Response<Body>, ApiError> {
+pub async fn handle(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     let sub = info
         .subresource(&rr.subresource)
@@ -45,10 +53,16 @@ pub async fn handle(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, bod
         _ => rr.verb,
     };
     if !sub.verbs.contains(&verb) {
-        return Err(ApiError::method_not_supported(info.group, &format!("{}/{}", info.resource, rr.subresource), verb));
+        return Err(ApiError::method_not_supported(
+            info.group,
+            &format!("{}/{}", info.resource, rr.subresource),
+            verb,
+        ));
     }
     match rr.subresource.as_str() {
-        "status" | "finalize" | "approval" | "ephemeralcontainers" | "resize" => slice(srv, call, rr, body).await,
+        "status" | "finalize" | "approval" | "ephemeralcontainers" | "resize" => {
+            slice(srv, call, rr, body).await
+        }
         "scale" => scale(srv, call, rr, body).await,
         "binding" => binding(srv, call, rr, body).await,
         "eviction" => eviction(srv, call, rr, body).await,
@@ -58,33 +72,92 @@ pub async fn handle(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, bod
 }
 
 /// A subresource that is a slice of the object itself.
-async fn slice(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: Bytes) -> Result<Response<Body>, ApiError> {
+async fn slice(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     let out = response::negotiate(&call.headers)?;
     match rr.verb {
         "get" => {
-            let obj = srv.registry.get(info, &rr.namespace, &rr.name, request::parse_rv(call.query.get("resourceVersion"))?).await?;
-            Ok(response::object(StatusCode::OK, info.group, info.resource, &obj, out, IncludeObject::Metadata))
+            let obj = srv
+                .registry
+                .get(
+                    info,
+                    &rr.namespace,
+                    &rr.name,
+                    request::parse_rv(call.query.get("resourceVersion"))?,
+                )
+                .await?;
+            Ok(response::object(
+                StatusCode::OK,
+                info.group,
+                info.resource,
+                &obj,
+                out,
+                IncludeObject::Metadata,
+            ))
         }
         "update" => {
             let mut ctx = ctx(call)?;
             let raw = decode_body(&call.headers, &body)?;
             let obj = srv.registry.decode_input(&mut ctx, info, raw, info.kind)?;
-            let (o, _) = srv.registry.update(&mut ctx, info, &rr.namespace, &rr.name, &rr.subresource, obj).await?;
-            Ok(response::object(StatusCode::OK, info.group, info.resource, &o, out, IncludeObject::Metadata))
+            let (o, _) = srv
+                .registry
+                .update(
+                    &mut ctx,
+                    info,
+                    &rr.namespace,
+                    &rr.name,
+                    &rr.subresource,
+                    obj,
+                )
+                .await?;
+            Ok(response::object(
+                StatusCode::OK,
+                info.group,
+                info.resource,
+                &o,
+                out,
+                IncludeObject::Metadata,
+            ))
         }
         "patch" => {
             let mut ctx = ctx(call)?;
             let pt = patch_type(call)?;
-            let o = srv.registry.patch(&mut ctx, info, &rr.namespace, &rr.name, &rr.subresource, pt, &body).await?;
-            Ok(response::object(StatusCode::OK, info.group, info.resource, &o, out, IncludeObject::Metadata))
+            let o = srv
+                .registry
+                .patch(
+                    &mut ctx,
+                    info,
+                    &rr.namespace,
+                    &rr.name,
+                    &rr.subresource,
+                    pt,
+                    &body,
+                )
+                .await?;
+            Ok(response::object(
+                StatusCode::OK,
+                info.group,
+                info.resource,
+                &o,
+                out,
+                IncludeObject::Metadata,
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
 
 fn patch_type(call: &Call) -> Result<PatchType, ApiError> {
-    let ct = call.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = call
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))
 }
 
@@ -94,20 +167,33 @@ fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
         Some(sel) if info.resource == "replicationcontrollers" => {
             let parts: Vec<String> = sel
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect()
+                })
                 .unwrap_or_default();
             parts.join(",")
         }
-        Some(sel) => LabelSelector::from_structured(Some(sel)).map(|s| s.to_string()).unwrap_or_default(),
+        Some(sel) => LabelSelector::from_structured(Some(sel))
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         None => String::new(),
     };
     let mut meta = serde_json::Map::new();
-    for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = object::meta(obj).and_then(|m| m.get(k)) {
             meta.insert(k.into(), v.clone());
         }
     }
-    let mut status = json!({"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)});
+    let mut status =
+        json!({"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)});
     if !selector.is_empty() {
         status["selector"] = json!(selector);
     }
@@ -120,10 +206,18 @@ fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
     })
 }
 
-async fn scale(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: Bytes) -> Result<Response<Body>, ApiError> {
+async fn scale(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     let mut ctx = ctx(call)?;
-    let parent = srv.registry.get(info, &rr.namespace, &rr.name, None).await?;
+    let parent = srv
+        .registry
+        .get(info, &rr.namespace, &rr.name, None)
+        .await?;
     let current = scale_of(info, &parent);
     let wanted = match rr.verb {
         "get" => return Ok(response::json_value(StatusCode::OK, &current)),
@@ -137,14 +231,20 @@ async fn scale(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: By
     };
     let replicas = match wanted.pointer("/spec/replicas") {
         None => 0,
-        Some(v) => v.as_i64().ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
     };
     if replicas < 0 {
         return Err(ApiError::invalid(
             "autoscaling",
             "Scale",
             &rr.name,
-            &[ferrokube_api::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+            &[ferrokube_api::FieldError::invalid(
+                "spec.replicas",
+                replicas,
+                "must be greater than or equal to 0",
+            )],
         ));
     }
     let mut obj = parent;
@@ -155,41 +255,83 @@ async fn scale(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: By
     } else {
         object::set_meta(&mut obj, "resourceVersion", rv);
     }
-    let (updated, _) = srv.registry.update(&mut ctx, info, &rr.namespace, &rr.name, "", obj).await?;
-    Ok(response::json_value(StatusCode::OK, &scale_of(info, &updated)))
+    let (updated, _) = srv
+        .registry
+        .update(&mut ctx, info, &rr.namespace, &rr.name, "", obj)
+        .await?;
+    Ok(response::json_value(
+        StatusCode::OK,
+        &scale_of(info, &updated),
+    ))
 }
 
 fn success(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
 }
 
-async fn binding(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: Bytes) -> Result<Response<Body>, ApiError> {
+async fn binding(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let b = decode_body(&call.headers, &body)?;
-    let target = b.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let target = b
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if target.is_empty() {
-        return Err(ApiError::invalid("", "Binding", &rr.name, &[ferrokube_api::FieldError::required("target.name", "")]));
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            &rr.name,
+            &[ferrokube_api::FieldError::required("target.name", "")],
+        ));
     }
-    let target_kind = b.pointer("/target/kind").and_then(Value::as_str).unwrap_or("Node");
+    let target_kind = b
+        .pointer("/target/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("Node");
     if !target_kind.is_empty() && target_kind != "Node" {
         return Err(ApiError::invalid(
             "",
             "Binding",
             &rr.name,
-            &[ferrokube_api::FieldError::not_supported("target.kind", target_kind, &["Node", "<empty>"])],
+            &[ferrokube_api::FieldError::not_supported(
+                "target.kind",
+                target_kind,
+                &["Node", "<empty>"],
+            )],
         ));
     }
-    let expected_uid = b.pointer("/metadata/uid").and_then(Value::as_str).map(String::from);
+    let expected_uid = b
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(String::from);
     let annotations = b.pointer("/metadata/annotations").cloned();
     let mut ctx = ctx(call)?;
     let dry = ctx.dry_run;
     srv.registry
-        .bind_pod(&mut ctx, &rr.namespace, &rr.name, &target, expected_uid.as_deref(), annotations.as_ref())
+        .bind_pod(
+            &mut ctx,
+            &rr.namespace,
+            &rr.name,
+            &target,
+            expected_uid.as_deref(),
+            annotations.as_ref(),
+        )
         .await?;
     let _ = dry;
     Ok(response::json_value(StatusCode::CREATED, &success(201)))
 }
 
-async fn eviction(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body: Bytes) -> Result<Response<Body>, ApiError> {
+async fn eviction(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let ev = decode_body(&call.headers, &body)?;
     let body_name = object::name(&ev);
     if !body_name.is_empty() && body_name != rr.name {
@@ -199,18 +341,29 @@ async fn eviction(srv: &Arc<ApiServer>, call: &Call, rr: &ResourceRequest, body:
     }
     let del = DeleteOptions::parse(ev.get("deleteOptions"), &call.query)?;
     let mut ctx = ctx(call)?;
-    srv.registry.evict_pod(&mut ctx, &rr.namespace, &rr.name, &del).await?;
+    srv.registry
+        .evict_pod(&mut ctx, &rr.namespace, &rr.name, &del)
+        .await?;
     Ok(response::json_value(StatusCode::CREATED, &success(201)))
 }
 
 /// logs, exec, attach, port-forward and proxy are served by the node's kubelet.
 async fn streaming(srv: &Arc<ApiServer>, rr: &ResourceRequest) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
-    let obj = srv.registry.get(info, &rr.namespace, &rr.name, None).await?;
+    let obj = srv
+        .registry
+        .get(info, &rr.namespace, &rr.name, None)
+        .await?;
     if info.resource == "pods" {
-        let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        let node = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if node.is_empty() {
-            return Err(ApiError::bad_request(format!("pod {} does not have a host assigned", rr.name)));
+            return Err(ApiError::bad_request(format!(
+                "pod {} does not have a host assigned",
+                rr.name
+            )));
         }
         return Err(ApiError::service_unavailable(format!(
             "no kubelet is serving node {node:?}: the pod's node cannot stream {}",
@@ -218,5 +371,8 @@ async fn streaming(srv: &Arc<ApiServer>, rr: &ResourceRequest) -> Result<Respons
         )));
     }
     let _ = resources::RESOURCES.len();
-    Err(ApiError::service_unavailable(format!("{}/{} is not served by this server", info.resource, rr.subresource)))
+    Err(ApiError::service_unavailable(format!(
+        "{}/{} is not served by this server",
+        info.resource, rr.subresource
+    )))
 }

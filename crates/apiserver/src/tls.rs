@@ -16,15 +16,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 pub fn acceptor(config: &Config) -> Result<TlsAcceptor> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(config.serving_cert_pem.as_bytes())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Tls(format!("serving certificate: {e}")))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(config.serving_cert_pem.as_bytes())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Tls(format!("serving certificate: {e}")))?;
     let key = PrivateKeyDer::from_pem_slice(config.serving_key_pem.as_bytes())
         .map_err(|e| Error::Tls(format!("serving key: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(config.client_ca_pem.as_bytes()) {
         let ca = ca.map_err(|e| Error::Tls(format!("client CA: {e}")))?;
-        roots.add(ca).map_err(|e| Error::Tls(format!("client CA: {e}")))?;
+        roots
+            .add(ca)
+            .map_err(|e| Error::Tls(format!("client CA: {e}")))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()

@@ -27,7 +27,9 @@ pub async fn run(
     out: Output,
     include: IncludeObject,
 ) {
-    let storage = storage_resources().find(|r| r.storage_prefix == info.storage_prefix).unwrap_or(info);
+    let storage = storage_resources()
+        .find(|r| r.storage_prefix == info.storage_prefix)
+        .unwrap_or(info);
     let mut stream = match store.watch(&prefix, after).await {
         Ok(s) => s,
         Err(e) => {

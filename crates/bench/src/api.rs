@@ -38,7 +38,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { clients: 64, total_pods: 100_000, small_list: 10_000, gets: 50_000, watchers: 1_000, keep: false }
+        Options {
+            clients: 64,
+            total_pods: 100_000,
+            small_list: 10_000,
+            gets: 50_000,
+            watchers: 1_000,
+            keep: false,
+        }
     }
 }
 
@@ -110,23 +117,45 @@ async fn rss_mb(c: &H2) -> Result<f64> {
         .lines()
         .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .ok_or_else(|| Error::Request { what: "GET /metrics".into(), message: "no process_resident_memory_bytes".into() })?;
+        .ok_or_else(|| Error::Request {
+            what: "GET /metrics".into(),
+            message: "no process_resident_memory_bytes".into(),
+        })?;
     Ok(v / 1_048_576.0)
 }
 
 async fn ensure_namespace(c: &H2, ns: &str) -> Result<()> {
-    let body = serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).expect("json");
-    let (status, resp) = c.call(Method::POST, "/api/v1/namespaces", "application/json", Some(Bytes::from(body))).await?;
+    let body = serde_json::to_vec(
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .expect("json");
+    let (status, resp) = c
+        .call(
+            Method::POST,
+            "/api/v1/namespaces",
+            "application/json",
+            Some(Bytes::from(body)),
+        )
+        .await?;
     if status.is_success() || status.as_u16() == 409 {
         Ok(())
     } else {
-        Err(Error::Api { what: format!("create namespace {ns}"), status: status.as_u16(), body: String::from_utf8_lossy(&resp).into() })
+        Err(Error::Api {
+            what: format!("create namespace {ns}"),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&resp).into(),
+        })
     }
 }
 
 /// Creates pods `from..to` named `bench-<i>` with `clients` concurrent connections; returns the
 /// latency of each create and the wall time.
-async fn create_pods(clients: &[H2], ns: &str, from: usize, to: usize) -> Result<(Vec<Duration>, Duration)> {
+async fn create_pods(
+    clients: &[H2],
+    ns: &str,
+    from: usize,
+    to: usize,
+) -> Result<(Vec<Duration>, Duration)> {
     let next = Arc::new(AtomicUsize::new(from));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -142,14 +171,18 @@ async fn create_pods(clients: &[H2], ns: &str, from: usize, to: usize) -> Result
                     return Ok::<_, Error>(lat);
                 }
                 let t = Instant::now();
-                c.ok(Method::POST, &path, Some(pod_body(&format!("bench-{i}")))).await?;
+                c.ok(Method::POST, &path, Some(pod_body(&format!("bench-{i}"))))
+                    .await?;
                 lat.push(t.elapsed());
             }
         }));
     }
     let mut all = Vec::with_capacity(to - from);
     for t in tasks {
-        let lat = t.await.map_err(|e| Error::Request { what: "create task".into(), message: e.to_string() })??;
+        let lat = t.await.map_err(|e| Error::Request {
+            what: "create task".into(),
+            message: e.to_string(),
+        })??;
         all.extend(lat);
     }
     Ok((all, started.elapsed()))
@@ -170,12 +203,20 @@ async fn gets(clients: &[H2], ns: &str, total: usize, existing: usize) -> Result
                     return Ok::<_, Error>(());
                 }
                 let n = rand::random::<u64>() as usize % existing;
-                c.ok(Method::GET, &format!("/api/v1/namespaces/{ns}/pods/bench-{n}"), None).await?;
+                c.ok(
+                    Method::GET,
+                    &format!("/api/v1/namespaces/{ns}/pods/bench-{n}"),
+                    None,
+                )
+                .await?;
             }
         }));
     }
     for t in tasks {
-        t.await.map_err(|e| Error::Request { what: "get task".into(), message: e.to_string() })??;
+        t.await.map_err(|e| Error::Request {
+            what: "get task".into(),
+            message: e.to_string(),
+        })??;
     }
     Ok(started.elapsed())
 }
@@ -185,17 +226,31 @@ async fn list_table(c: &H2, ns: &str, expect: usize) -> Result<f64> {
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        let (status, body) = c.call(Method::GET, &format!("/api/v1/namespaces/{ns}/pods"), TABLE_ACCEPT, None).await?;
+        let (status, body) = c
+            .call(
+                Method::GET,
+                &format!("/api/v1/namespaces/{ns}/pods"),
+                TABLE_ACCEPT,
+                None,
+            )
+            .await?;
         let took = t.elapsed().as_secs_f64() * 1000.0;
         if !status.is_success() {
-            return Err(Error::Api { what: "list pods".into(), status: status.as_u16(), body: String::from_utf8_lossy(&body).into() });
+            return Err(Error::Api {
+                what: "list pods".into(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).into(),
+            });
         }
         let rows = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["rows"].as_array().map(Vec::len))
             .unwrap_or(0);
         if rows != expect {
-            return Err(Error::Request { what: "list pods".into(), message: format!("expected {expect} rows, got {rows}") });
+            return Err(Error::Request {
+                what: "list pods".into(),
+                message: format!("expected {expect} rows, got {rows}"),
+            });
         }
         best = best.min(took);
     }
@@ -206,7 +261,9 @@ async fn list_table(c: &H2, ns: &str, expect: usize) -> Result<f64> {
 /// the last watcher has seen it.
 async fn watch_fanout(conn: &Connection, admin: &H2, ns: &str, n: usize) -> Result<f64> {
     ensure_namespace(admin, ns).await?;
-    let list = admin.ok(Method::GET, &format!("/api/v1/namespaces/{ns}/pods"), None).await?;
+    let list = admin
+        .ok(Method::GET, &format!("/api/v1/namespaces/{ns}/pods"), None)
+        .await?;
     let rv = serde_json::from_slice::<serde_json::Value>(&list)
         .ok()
         .and_then(|v| v["metadata"]["resourceVersion"].as_str().map(String::from))
@@ -216,7 +273,8 @@ async fn watch_fanout(conn: &Connection, admin: &H2, ns: &str, n: usize) -> Resu
     for _ in 0..n.div_ceil(PER_CONN) {
         conns.push(connect(conn).await?);
     }
-    let path = format!("/api/v1/namespaces/{ns}/pods?watch=true&resourceVersion={rv}&timeoutSeconds=120");
+    let path =
+        format!("/api/v1/namespaces/{ns}/pods?watch=true&resourceVersion={rv}&timeoutSeconds=120");
     let mut bodies = Vec::with_capacity(n);
     for i in 0..n {
         bodies.push(conns[i / PER_CONN].stream(&path).await?);
@@ -242,7 +300,13 @@ async fn watch_fanout(conn: &Connection, admin: &H2, ns: &str, n: usize) -> Resu
     // Let every watch register before the change.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t0 = Instant::now();
-    admin.ok(Method::POST, &format!("/api/v1/namespaces/{ns}/pods"), Some(pod_body("fanout-probe"))).await?;
+    admin
+        .ok(
+            Method::POST,
+            &format!("/api/v1/namespaces/{ns}/pods"),
+            Some(pod_body("fanout-probe")),
+        )
+        .await?;
     let mut last = t0;
     let mut got = 0;
     let deadline = tokio::time::sleep(Duration::from_secs(60));
@@ -257,13 +321,18 @@ async fn watch_fanout(conn: &Connection, admin: &H2, ns: &str, n: usize) -> Resu
         }
     }
     if got < n {
-        return Err(Error::Request { what: "watch fan-out".into(), message: format!("only {got} of {n} watchers saw the change") });
+        return Err(Error::Request {
+            what: "watch fan-out".into(),
+            message: format!("only {got} of {n} watchers saw the change"),
+        });
     }
     Ok(last.duration_since(t0).as_secs_f64() * 1000.0)
 }
 
 async fn delete_all(clients: &[H2], ns: &str, count: usize) -> Result<()> {
-    let names: Vec<String> = (0..count).map(|i| format!("/api/v1/namespaces/{ns}/pods/bench-{i}?gracePeriodSeconds=0")).collect();
+    let names: Vec<String> = (0..count)
+        .map(|i| format!("/api/v1/namespaces/{ns}/pods/bench-{i}?gracePeriodSeconds=0"))
+        .collect();
     let clients = clients.to_vec();
     futures::stream::iter(names.into_iter().enumerate())
         .map(|(i, p)| {
@@ -283,7 +352,10 @@ pub async fn run(conn: &Connection, o: &Options, progress: impl Fn(&str)) -> Res
         clients.push(connect(conn).await?);
     }
     let admin = clients[0].clone();
-    let mut r = Report { rss_idle_mb: rss_mb(&admin).await?, ..Default::default() };
+    let mut r = Report {
+        rss_idle_mb: rss_mb(&admin).await?,
+        ..Default::default()
+    };
     progress(&format!("idle RSS {:.1} MB", r.rss_idle_mb));
 
     let suffix: u32 = rand::random::<u32>() % 100_000;
@@ -295,14 +367,20 @@ pub async fn run(conn: &Connection, o: &Options, progress: impl Fn(&str)) -> Res
     lat.sort();
     r.create_p50_ms = percentile(&lat, 0.50);
     r.create_p99_ms = percentile(&lat, 0.99);
-    progress(&format!("{} creates: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms", o.small_list, r.creates_per_s, r.create_p50_ms, r.create_p99_ms));
+    progress(&format!(
+        "{} creates: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        o.small_list, r.creates_per_s, r.create_p50_ms, r.create_p99_ms
+    ));
 
     let took = gets(&clients, &ns, o.gets, o.small_list).await?;
     r.gets_per_s = o.gets as f64 / took.as_secs_f64();
     progress(&format!("{} gets: {:.0}/s", o.gets, r.gets_per_s));
 
     r.list_10k_ms = list_table(&admin, &ns, o.small_list).await?;
-    progress(&format!("list {} as Table: {:.0} ms", o.small_list, r.list_10k_ms));
+    progress(&format!(
+        "list {} as Table: {:.0} ms",
+        o.small_list, r.list_10k_ms
+    ));
 
     if o.total_pods > o.small_list {
         let (_, took) = create_pods(&clients, &ns, o.small_list, o.total_pods).await?;
@@ -313,20 +391,43 @@ pub async fn run(conn: &Connection, o: &Options, progress: impl Fn(&str)) -> Res
         ));
     }
     r.list_100k_ms = list_table(&admin, &ns, o.total_pods).await?;
-    progress(&format!("list {} as Table: {:.0} ms", o.total_pods, r.list_100k_ms));
+    progress(&format!(
+        "list {} as Table: {:.0} ms",
+        o.total_pods, r.list_100k_ms
+    ));
 
     let wns = format!("bench-watch-{suffix}");
     r.watch_fanout_1000_ms = watch_fanout(conn, &admin, &wns, o.watchers).await?;
-    progress(&format!("one change to {} watchers: {:.1} ms", o.watchers, r.watch_fanout_1000_ms));
+    progress(&format!(
+        "one change to {} watchers: {:.1} ms",
+        o.watchers, r.watch_fanout_1000_ms
+    ));
 
     r.rss_100k_mb = rss_mb(&admin).await?;
-    progress(&format!("RSS holding {} pods: {:.1} MB", o.total_pods, r.rss_100k_mb));
+    progress(&format!(
+        "RSS holding {} pods: {:.1} MB",
+        o.total_pods, r.rss_100k_mb
+    ));
 
     if !o.keep {
         delete_all(&clients, &ns, o.total_pods).await?;
-        let _ = admin.call(Method::DELETE, &format!("/api/v1/namespaces/{wns}/pods/fanout-probe"), "application/json", None).await;
+        let _ = admin
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/namespaces/{wns}/pods/fanout-probe"),
+                "application/json",
+                None,
+            )
+            .await;
         for n in [&ns, &wns] {
-            let _ = admin.call(Method::DELETE, &format!("/api/v1/namespaces/{n}"), "application/json", None).await;
+            let _ = admin
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v1/namespaces/{n}"),
+                    "application/json",
+                    None,
+                )
+                .await;
         }
         progress("cleaned up");
     }

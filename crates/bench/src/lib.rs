@@ -11,7 +11,11 @@ pub enum Error {
     #[error("connecting to {server}: {message}")]
     Connect { server: String, message: String },
     #[error("{what}: HTTP {status}: {body}")]
-    Api { what: String, status: u16, body: String },
+    Api {
+        what: String,
+        status: u16,
+        body: String,
+    },
     #[error("{what}: {message}")]
     Request { what: String, message: String },
 }

@@ -41,21 +41,32 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("server", &self.server).finish()
+        f.debug_struct("Connection")
+            .field("server", &self.server)
+            .finish()
     }
 }
 
 /// Loads the current context of a kubeconfig file.
 pub async fn load(path: &Path) -> Result<Connection> {
     use kube::client::ConfigExt;
-    let err = |message: String| Error::Kubeconfig { path: path.to_path_buf(), message };
+    let err = |message: String| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        message,
+    };
     let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let mut tls = config
-        .rustls_client_config()
-        .map_err(|e| Error::Tls { path: path.to_path_buf(), message: e.to_string() })?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+    let mut tls = config.rustls_client_config().map_err(|e| Error::Tls {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     tls.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Connection { server: config.cluster_url.clone(), tls: Arc::new(tls), config })
+    Ok(Connection {
+        server: config.cluster_url.clone(),
+        tls: Arc::new(tls),
+        config,
+    })
 }

@@ -6,7 +6,11 @@ mod bench;
 mod server;
 
 #[derive(Parser)]
-#[command(name = "ferrokube", version, about = "A Kubernetes-compatible cluster in one binary")]
+#[command(
+    name = "ferrokube",
+    version,
+    about = "A Kubernetes-compatible cluster in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,12 +27,15 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERROKUBE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("FERROKUBE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),

@@ -41,31 +41,41 @@ pub struct ServerArgs {
 /// `300ms`, `10s`, `5m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
     let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m or h)"
+            ));
+        }
     };
     Ok(Duration::from_secs_f64(secs))
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = &args.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let pki = pki::Pki::load_or_create(&data_dir.join("pki"))?;
     let bind = args.bind_address.to_string();
     let sans = pki::default_sans(&bind, "10.96.0.1", &args.tls_san);
     let serving = pki.ensure_serving(&sans)?;
     let admin = pki.ensure_client("admin", "kubernetes-admin", &["system:masters"])?;
 
-    let endpoint = args
-        .datastore_endpoint
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("db").join("state.db").display()));
+    let endpoint = args.datastore_endpoint.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            data_dir.join("db").join("state.db").display()
+        )
+    });
     let store = ferrokube_store::open(&endpoint)
         .await
         .with_context(|| format!("opening datastore {endpoint}"))?;
@@ -74,12 +84,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}:{}", args.bind_address, args.port))?;
     let local = listener.local_addr()?;
-    let host = if args.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { bind.clone() };
-    let url_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+    let host = if args.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        bind.clone()
+    };
+    let url_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
     let server_url = format!("https://{url_host}:{}", local.port());
 
-    let kubeconfig_path = args.write_kubeconfig.clone().unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
-    kubeconfig::write_client_cert_kubeconfig(&kubeconfig_path, "kubernetes", &server_url, &pki.ca.cert_pem, "kubernetes-admin", &admin)?;
+    let kubeconfig_path = args
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    kubeconfig::write_client_cert_kubeconfig(
+        &kubeconfig_path,
+        "kubernetes",
+        &server_url,
+        &pki.ca.cert_pem,
+        "kubernetes-admin",
+        &admin,
+    )?;
 
     let cancel = CancellationToken::new();
     let config = Config {

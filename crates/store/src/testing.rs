@@ -60,7 +60,12 @@ impl EtcdProcess {
             .stderr(log_file)
             .spawn()
             .expect("start etcd");
-        EtcdProcess { child, endpoint: client_url, log, _dir: dir }
+        EtcdProcess {
+            child,
+            endpoint: client_url,
+            log,
+            _dir: dir,
+        }
     }
 
     /// `etcd://127.0.0.1:PORT`, as `--datastore-endpoint` takes it.

@@ -59,12 +59,22 @@ impl Server {
 
     fn launch(&mut self) {
         let _ = std::fs::remove_file(&self.kubeconfig);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("server log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("server log");
         let child = Command::new(ferrokube_bin())
             .arg("server")
             .arg("--data-dir")
             .arg(&self.dir)
-            .args(["--bind-address", "127.0.0.1", "--port", "0", "--disable-agent"])
+            .args([
+                "--bind-address",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--disable-agent",
+            ])
             .args(&self.extra_args)
             .env("FERROKUBE_LOG", "info")
             .stdin(Stdio::null())
@@ -88,7 +98,11 @@ impl Server {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server not ready within 60s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready within 60s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -117,7 +131,11 @@ impl Server {
 
     /// kubectl `1.NN` against this server, with a private HOME and discovery cache.
     pub fn kubectl(&self, version: &str) -> Kubectl {
-        Kubectl::new(version, &self.kubeconfig, &self.dir.join(format!("kubectl-home-{version}")))
+        Kubectl::new(
+            version,
+            &self.kubeconfig,
+            &self.dir.join(format!("kubectl-home-{version}")),
+        )
     }
 }
 
@@ -137,9 +155,17 @@ pub struct Run {
 impl Kubectl {
     pub fn new(version: &str, kubeconfig: &Path, home: &Path) -> Kubectl {
         let bin = Path::new(KUBECTL_DIR).join(format!("kubectl.{version}"));
-        assert!(bin.exists(), "{} is missing: the e2e tests drive the real kubectl binaries", bin.display());
+        assert!(
+            bin.exists(),
+            "{} is missing: the e2e tests drive the real kubectl binaries",
+            bin.display()
+        );
         std::fs::create_dir_all(home).expect("kubectl home");
-        Kubectl { bin, kubeconfig: kubeconfig.to_path_buf(), home: home.to_path_buf() }
+        Kubectl {
+            bin,
+            kubeconfig: kubeconfig.to_path_buf(),
+            home: home.to_path_buf(),
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -154,7 +180,11 @@ impl Kubectl {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).stdin(Stdio::null()).output().expect("run kubectl");
+        let out = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl");
         into_run(out)
     }
 
@@ -167,35 +197,66 @@ impl Kubectl {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run kubectl");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
         into_run(child.wait_with_output().expect("kubectl output"))
     }
 
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
-        assert!(r.status.success(), "kubectl {} failed:\nstdout: {}\nstderr: {}", args.join(" "), r.stdout, r.stderr);
+        assert!(
+            r.status.success(),
+            "kubectl {} failed:\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
         r.stdout
     }
 
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let r = self.run_stdin(args, stdin);
-        assert!(r.status.success(), "kubectl {} failed:\nstdout: {}\nstderr: {}", args.join(" "), r.stdout, r.stderr);
+        assert!(
+            r.status.success(),
+            "kubectl {} failed:\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
         r.stdout
     }
 
     /// Runs and asserts failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let r = self.run(args);
-        assert!(!r.status.success(), "kubectl {} should have failed:\nstdout: {}", args.join(" "), r.stdout);
+        assert!(
+            !r.status.success(),
+            "kubectl {} should have failed:\nstdout: {}",
+            args.join(" "),
+            r.stdout
+        );
         r.stderr
     }
 
     /// Starts a long-running kubectl (e.g. `get -w`) whose stdout goes to a file.
     pub fn spawn(&self, args: &[&str], out: &Path) -> Background {
         let f = std::fs::File::create(out).expect("output file");
-        let child = self.command(args).stdin(Stdio::null()).stdout(f).stderr(Stdio::null()).spawn().expect("spawn kubectl");
-        Background { child, out: out.to_path_buf() }
+        let child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(f)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kubectl");
+        Background {
+            child,
+            out: out.to_path_buf(),
+        }
     }
 }
 
@@ -253,10 +314,17 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 /// Test data under tests/e2e/testdata.
 pub fn testdata(name: &str) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/testdata");
-    dir.canonicalize().unwrap_or(dir).join(name).display().to_string()
+    dir.canonicalize()
+        .unwrap_or(dir)
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// The lines of a table printed by kubectl, split into cells.
 pub fn table(out: &str) -> Vec<Vec<String>> {
-    out.lines().filter(|l| !l.trim().is_empty()).map(|l| l.split_whitespace().map(String::from).collect()).collect()
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
 }

@@ -194,7 +194,8 @@ impl Walk<'_> {
                 }
             },
             Cardinality::Single | Cardinality::Inline => {
-                self.value(v, f, owner, path, f.go_type()) && (f.keeps_zero() || !is_go_zero_scalar(v, f))
+                self.value(v, f, owner, path, f.go_type())
+                    && (f.keeps_zero() || !is_go_zero_scalar(v, f))
             }
         }
     }

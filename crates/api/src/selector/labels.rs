@@ -342,9 +342,9 @@ impl Lexer<'_> {
                 if matches!(op, Operator::GreaterThan | Operator::LessThan)
                     && v.parse::<i64>().is_err()
                 {
-                    return Err(ParseError(format!(
-                        "for 'Gt', 'Lt' operators, the value must be an integer"
-                    )));
+                    return Err(ParseError(
+                        "for 'Gt', 'Lt' operators, the value must be an integer".into(),
+                    ));
                 }
                 validate_value(&v)?;
                 vec![v]
