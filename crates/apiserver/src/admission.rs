@@ -62,7 +62,7 @@ async fn namespace_lifecycle(
     let terminating = object::deletion_timestamp(&nsobj).is_some()
         || nsobj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
     // Events about a namespace's teardown are still allowed, as upstream allows them.
-    if terminating && !(info.resource == "events") {
+    if terminating && (info.resource != "events") {
         return Err(ApiError::forbidden(
             info.group,
             info.resource,

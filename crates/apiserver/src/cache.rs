@@ -212,6 +212,10 @@ impl WatchCache {
         self.state.read().objects.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.state.read().objects.is_empty()
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
         self.state.read().objects.get(key).cloned()
     }
@@ -691,12 +695,7 @@ mod tests {
             .create("/registry/pods/default/b", pod("b", "x"), None)
             .await
             .unwrap();
-        let (r2, _) = store
-            .delete("/registry/pods/default/b", 0)
-            .await
-            .map(|(r, kv)| (r, kv))
-            .unwrap();
-        let _ = r2;
+        store.delete("/registry/pods/default/b", 0).await.unwrap();
         assert!(caches.wait_for(r1 + 1, Duration::from_secs(5)).await);
         let filter = Filter {
             namespace: String::new(),

@@ -89,13 +89,12 @@ fn annotations(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 fn tidy_annotations(obj: &mut Value) {
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        if m.get("annotations")
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        && m.get("annotations")
             .and_then(Value::as_object)
             .is_some_and(Map::is_empty)
-        {
-            m.remove("annotations");
-        }
+    {
+        m.remove("annotations");
     }
 }
 

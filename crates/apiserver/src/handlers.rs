@@ -433,7 +433,7 @@ fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
         ApiError::new(
             415,
             ferrokube_api::error::Reason::UnsupportedMediaType,
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"),
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".to_string(),
         )
     })
 }

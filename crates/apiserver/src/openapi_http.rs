@@ -112,15 +112,15 @@ fn serve_blocking(path: &str, hash: Option<&str>, h: &HeaderMap) -> Option<Respo
         p if p.starts_with("/openapi/v3/") => {
             let doc_path = p.trim_start_matches("/openapi/v3/").trim_end_matches('/');
             let (_, etag) = openapi::v3_document_gzip(doc_path)?;
-            if let Some(hq) = hash {
-                if hq != etag {
-                    let mut r = Response::new(response::empty());
-                    *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
-                    let loc = format!("/openapi/v3/{doc_path}?hash={etag}");
-                    r.headers_mut()
-                        .insert(header::LOCATION, HeaderValue::from_str(&loc).ok()?);
-                    return Some(r);
-                }
+            if let Some(hq) = hash
+                && hq != etag
+            {
+                let mut r = Response::new(response::empty());
+                *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                let loc = format!("/openapi/v3/{doc_path}?hash={etag}");
+                r.headers_mut()
+                    .insert(header::LOCATION, HeaderValue::from_str(&loc).ok()?);
+                return Some(r);
             }
             let mut r = respond(
                 h,

@@ -91,19 +91,19 @@ impl DeleteOptions {
         if let Some(p) = q.get("propagationPolicy").filter(|s| !s.is_empty()) {
             o.propagation_policy = Some(p.to_string());
         }
-        if let Some(p) = &o.propagation_policy {
-            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::invalid(
-                    "",
-                    "DeleteOptions",
-                    "",
-                    &[FieldError::not_supported(
-                        "propagationPolicy",
-                        p.as_str(),
-                        &["Foreground", "Background", "Orphan", "nil"],
-                    )],
-                ));
-            }
+        if let Some(p) = &o.propagation_policy
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid(
+                "",
+                "DeleteOptions",
+                "",
+                &[FieldError::not_supported(
+                    "propagationPolicy",
+                    p.as_str(),
+                    &["Foreground", "Background", "Orphan", "nil"],
+                )],
+            ));
         }
         Ok(o)
     }
@@ -683,10 +683,10 @@ impl Registry {
                 }
             }
             m.insert("resourceVersion".into(), json!(old_rv));
-            if !m.contains_key("managedFields") {
-                if let Some(mf) = om.get("managedFields") {
-                    m.insert("managedFields".into(), mf.clone());
-                }
+            if !m.contains_key("managedFields")
+                && let Some(mf) = om.get("managedFields")
+            {
+                m.insert("managedFields".into(), mf.clone());
             }
         }
         strategy::prepare_for_update(sinfo, &mut new, &old, subresource);
@@ -826,31 +826,31 @@ impl Registry {
             let Some((kv, mut obj)) = self.read_live(info, ns, name).await? else {
                 return Err(ApiError::not_found(info.group, info.resource, name));
             };
-            if let Some(uid) = &opts.precondition_uid {
-                if uid != object::uid(&obj) {
-                    return Err(ApiError::conflict(
-                        info.group,
-                        info.resource,
-                        name,
-                        &format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            object::uid(&obj)
-                        ),
-                    ));
-                }
+            if let Some(uid) = &opts.precondition_uid
+                && uid != object::uid(&obj)
+            {
+                return Err(ApiError::conflict(
+                    info.group,
+                    info.resource,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        object::uid(&obj)
+                    ),
+                ));
             }
-            if let Some(rv) = &opts.precondition_rv {
-                if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(
-                        info.group,
-                        info.resource,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            kv.mod_revision
-                        ),
-                    ));
-                }
+            if let Some(rv) = &opts.precondition_rv
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict(
+                    info.group,
+                    info.resource,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
             }
             admission::admit_delete(self, sinfo, &obj)?;
             let mut finalizers = object::finalizers(&obj);
@@ -866,11 +866,11 @@ impl Registry {
             };
             // Dependents only matter for objects something could own; upstream adds the
             // finalizer whenever the policy asks for it.
-            if let Some(f) = gc_finalizer {
-                if !finalizers.iter().any(|x| x == f) {
-                    finalizers.push(f.to_string());
-                    added = true;
-                }
+            if let Some(f) = gc_finalizer
+                && !finalizers.iter().any(|x| x == f)
+            {
+                finalizers.push(f.to_string());
+                added = true;
             }
             if policy == "Background" {
                 let before = finalizers.len();
@@ -1007,18 +1007,18 @@ impl Registry {
             let Some((kv, mut pod)) = self.read_live(info, ns, name).await? else {
                 return Err(ApiError::not_found("", "pods", name));
             };
-            if let Some(u) = uid.filter(|u| !u.is_empty()) {
-                if u != object::uid(&pod) {
-                    return Err(ApiError::conflict(
-                        "",
-                        "pods/binding",
-                        name,
-                        &format!(
-                            "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
-                            object::uid(&pod)
-                        ),
-                    ));
-                }
+            if let Some(u) = uid.filter(|u| !u.is_empty())
+                && u != object::uid(&pod)
+            {
+                return Err(ApiError::conflict(
+                    "",
+                    "pods/binding",
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
+                        object::uid(&pod)
+                    ),
+                ));
             }
             if object::deletion_timestamp(&pod).is_some() {
                 return Err(ApiError::conflict(
@@ -1188,10 +1188,10 @@ impl Registry {
     /// The live object of a namespace, for admission (cache first, then the store).
     pub async fn namespace_object(&self, name: &str) -> Result<Option<Value>, ApiError> {
         let info = resources::find("", "v1", "namespaces").expect("namespaces are registered");
-        if let Some(c) = self.caches.for_resource(info) {
-            if let Some(o) = c.get(&info.key("", name)) {
-                return Ok(Some(o.value()));
-            }
+        if let Some(c) = self.caches.for_resource(info)
+            && let Some(o) = c.get(&info.key("", name))
+        {
+            return Ok(Some(o.value()));
         }
         Ok(self.read_live(info, "", name).await?.map(|(_, v)| v))
     }

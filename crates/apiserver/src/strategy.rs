@@ -69,10 +69,10 @@ pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value, sub
             ) {
                 let mut cs = cs;
                 for c in cs.iter_mut() {
-                    if let Some(src) = w.iter().find(|x| x.get("name") == c.get("name")) {
-                        if let Some(r) = src.get("resources") {
-                            c["resources"] = r.clone();
-                        }
+                    if let Some(src) = w.iter().find(|x| x.get("name") == c.get("name"))
+                        && let Some(r) = src.get("resources")
+                    {
+                        c["resources"] = r.clone();
                     }
                 }
                 merged["spec"]["containers"] = Value::Array(cs);
@@ -101,10 +101,10 @@ pub fn prepare_for_update(info: &ResourceInfo, new: &mut Value, old: &Value, sub
             }
             // Status writers may still change labels, annotations and ownership on some kinds;
             // upstream resets metadata for status updates of every kind we serve.
-            if let (Some(m), Some(nm)) = (merged.get_mut("metadata"), new.get("metadata")) {
-                if let Some(rv) = nm.get("resourceVersion") {
-                    m["resourceVersion"] = rv.clone();
-                }
+            if let (Some(m), Some(nm)) = (merged.get_mut("metadata"), new.get("metadata"))
+                && let Some(rv) = nm.get("resourceVersion")
+            {
+                m["resourceVersion"] = rv.clone();
             }
             *new = merged;
         }
@@ -143,13 +143,12 @@ fn pointer_parent_insert<'a>(v: &'a mut Value, pointer: &str) -> Option<&'a mut 
 }
 
 fn remove_pointer(v: &mut Value, pointer: &str) {
-    if let Some((parent, last)) = pointer.rsplit_once('/') {
-        if let Some(p) = v
+    if let Some((parent, last)) = pointer.rsplit_once('/')
+        && let Some(p) = v
             .pointer_mut(if parent.is_empty() { "" } else { parent })
             .and_then(Value::as_object_mut)
-        {
-            p.remove(last);
-        }
+    {
+        p.remove(last);
     }
 }
 

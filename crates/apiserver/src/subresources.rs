@@ -335,9 +335,9 @@ async fn eviction(
     let ev = decode_body(&call.headers, &body)?;
     let body_name = object::name(&ev);
     if !body_name.is_empty() && body_name != rr.name {
-        return Err(ApiError::bad_request(format!(
-            "name in URL does not match name in Eviction object"
-        )));
+        return Err(ApiError::bad_request(
+            "name in URL does not match name in Eviction object".to_string(),
+        ));
     }
     let del = DeleteOptions::parse(ev.get("deleteOptions"), &call.query)?;
     let mut ctx = ctx(call)?;

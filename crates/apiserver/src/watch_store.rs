@@ -48,11 +48,10 @@ pub async fn run(
                 Some(Ok(batch)) => {
                     for ev in &batch.events {
                         let Some(ce) = to_cache_event(storage, ev) else { continue };
-                        if let Some(kind) = filter.translate(&ce) {
-                            if tx.send(watch_line(info, kind, &ce.obj, out, include, &mut first)).await.is_err() {
+                        if let Some(kind) = filter.translate(&ce)
+                            && tx.send(watch_line(info, kind, &ce.obj, out, include, &mut first)).await.is_err() {
                                 return;
                             }
-                        }
                     }
                 }
                 Some(Err(e)) => {

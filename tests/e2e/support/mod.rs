@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use ferrokube_store::testing::{EtcdProcess, free_port};
 
 /// The kubectl versions every machine of the project has.
