@@ -15,9 +15,10 @@ use crate::schema::{self, Cardinality, FieldSchema, ListType, TypeSchema};
 /// One path element in FieldsV1 syntax.
 type Path = Vec<String>;
 
-/// The members of a field set, with the value of each leaf (for change detection).
+/// Every node of an object as a field path, with the value of each leaf (None for a node with
+/// children), for structured-merge-diff's comparison of two objects.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct FieldValues(BTreeMap<Path, Value>);
+pub struct FieldValues(BTreeMap<Path, Option<Value>>);
 
 /// Metadata fields the server owns; never part of a manager's set.
 const IGNORED_METADATA: &[&str] = &[
@@ -40,16 +41,13 @@ impl FieldValues {
         let mut out = FieldValues::default();
         let Some(m) = obj.as_object() else { return out };
         for (k, v) in m {
-            match k.as_str() {
-                "apiVersion" | "kind" => continue,
-                "status" if subresource != "status" => continue,
-                "status" => {}
-                _ if subresource == "status" => continue,
-                _ => {}
+            if !in_scope(k, subresource) {
+                continue;
             }
             let f = ty.and_then(|t| t.field(k));
             let mut path = vec![format!("f:{k}")];
             if k == "metadata" {
+                out.node(&path, None);
                 if let Some(mm) = v.as_object() {
                     let meta_ty = f.and_then(FieldSchema::message_type);
                     for (mk, mv) in mm {
@@ -68,15 +66,79 @@ impl FieldValues {
         out
     }
 
-    fn member(&mut self, path: &Path, v: Value) {
-        self.0.insert(path.clone(), v);
+    /// What Go's zero value of the object's type looks like as field paths: fields without
+    /// `omitempty` are present (structs with their own such fields, lists and maps as null),
+    /// which is what a create is compared against.
+    pub fn zero_of(obj: &Value, subresource: &str) -> Self {
+        let mut out = FieldValues::default();
+        let Some(ty) = schema::kind_type_of(obj) else {
+            return out;
+        };
+        let mut path = Vec::new();
+        out.zero_struct(&mut path, ty, subresource, 0);
+        out
+    }
+
+    fn zero_struct(
+        &mut self,
+        path: &mut Path,
+        ty: &'static TypeSchema,
+        subresource: &str,
+        depth: usize,
+    ) {
+        if depth > 16 {
+            return;
+        }
+        for f in ty.fields() {
+            let name = f.json_name();
+            if depth == 0 && (!in_scope(name, subresource) || name == "metadata") {
+                if name == "metadata" && in_scope(name, subresource) {
+                    self.node(&vec!["f:metadata".to_string()], None);
+                }
+                continue;
+            }
+            let is_struct = f.cardinality() == Cardinality::Single
+                && f.message_type().is_some_and(|t| !t.is_scalar());
+            // Go's zero value holds value structs and non-omitempty fields; pointer structs
+            // (even required ones, such as a Deployment's selector) are nil.
+            let present = if is_struct {
+                is_value_struct(ty, name)
+            } else {
+                f.is_required()
+            };
+            if !present || f.tag() == 0 {
+                continue;
+            }
+            path.push(format!("f:{name}"));
+            match (f.cardinality(), f.message_type()) {
+                (Cardinality::Repeated | Cardinality::Map, _) => self.node(path, Some(Value::Null)),
+                (_, Some(t)) if !t.is_scalar() => {
+                    self.node(path, None);
+                    self.zero_struct(path, t, subresource, depth + 1);
+                }
+                _ => {
+                    let zero = match f.wire() {
+                        schema::Wire::String | schema::Wire::Bytes => json!(""),
+                        schema::Wire::Bool => json!(false),
+                        _ => json!(0),
+                    };
+                    self.node(path, Some(zero));
+                }
+            }
+            path.pop();
+        }
+    }
+
+    fn node(&mut self, path: &Path, leaf: Option<Value>) {
+        self.0.insert(path.clone(), leaf);
     }
 
     fn walk(&mut self, path: &mut Path, v: &Value, f: Option<&'static FieldSchema>) {
         match v {
+            Value::Object(m) if m.is_empty() => self.node(path, Some(json!({}))),
             Value::Object(m) if f.is_some_and(|f| f.cardinality() == Cardinality::Map) => {
                 // A map (labels, annotations, data): the map itself and each key.
-                self.member(path, Value::Null);
+                self.node(path, None);
                 let elem = f.and_then(FieldSchema::message_type);
                 for (k, x) in m {
                     path.push(format!("f:{k}"));
@@ -85,6 +147,7 @@ impl FieldValues {
                 }
             }
             Value::Object(_) => self.walk_typed(path, v, f.and_then(FieldSchema::message_type)),
+            Value::Array(items) if items.is_empty() => self.node(path, Some(json!([]))),
             Value::Array(items) => {
                 let lt = f.map(FieldSchema::list_type).unwrap_or(ListType::Atomic);
                 let keys: Vec<&str> = match f {
@@ -95,7 +158,7 @@ impl FieldValues {
                 let elem = f.and_then(FieldSchema::message_type);
                 match lt {
                     ListType::Map if !keys.is_empty() => {
-                        self.member(path, Value::Null);
+                        self.node(path, None);
                         for item in items {
                             let mut key = Map::new();
                             for k in &keys {
@@ -104,52 +167,115 @@ impl FieldValues {
                                 }
                             }
                             path.push(format!("k:{}", Value::Object(key)));
-                            self.member(path, Value::Null);
                             self.walk_typed(path, item, elem);
                             path.pop();
                         }
                     }
                     ListType::Set => {
-                        self.member(path, Value::Null);
+                        self.node(path, None);
                         for item in items {
                             path.push(format!("v:{item}"));
-                            self.member(path, Value::Null);
+                            self.node(path, Some(json!(true)));
                             path.pop();
                         }
                     }
-                    _ => self.member(path, v.clone()),
+                    _ => self.node(path, Some(v.clone())),
                 }
             }
-            other => self.member(path, other.clone()),
+            other => self.node(path, Some(other.clone())),
         }
     }
 
-    /// A struct value: its fields; an empty struct is itself a leaf.
+    /// A struct (or a map value, or a list element): the node and its fields; an empty struct
+    /// is a leaf.
     fn walk_typed(&mut self, path: &mut Path, v: &Value, ty: Option<&'static TypeSchema>) {
         match v {
             Value::Object(m) if ty.is_none_or(|t| !t.is_scalar()) => {
-                if m.is_empty() {
-                    if !self.0.contains_key(path) {
-                        self.member(path, json!({}));
-                    }
+                if m.is_empty() || ty.is_some_and(|t| t.struct_type() == schema::StructType::Atomic)
+                {
+                    self.node(path, Some(v.clone()));
                     return;
                 }
+                self.node(path, None);
                 for (k, x) in m {
                     path.push(format!("f:{k}"));
                     self.walk(path, x, ty.and_then(|t| t.field(k)));
                     path.pop();
                 }
             }
-            other => {
-                if !self.0.contains_key(path) {
-                    self.member(path, other.clone());
-                }
-            }
+            other => self.node(path, Some(other.clone())),
         }
     }
 
-    pub fn paths(&self) -> BTreeSet<Path> {
-        self.0.keys().cloned().collect()
+    /// Structured-merge-diff's `Added ∪ Modified` from `old` to `self`: nodes absent before, and
+    /// leaves whose value changed.
+    fn changed_since(&self, old: &FieldValues) -> BTreeSet<Path> {
+        self.0
+            .iter()
+            .filter(|(p, v)| match (old.0.get(*p), v) {
+                (None, _) => true,
+                (Some(Some(a)), Some(b)) => a != b,
+                _ => false,
+            })
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    fn removed_since(&self, old: &FieldValues) -> BTreeSet<Path> {
+        old.0
+            .keys()
+            .filter(|p| !self.0.contains_key(*p))
+            .cloned()
+            .collect()
+    }
+
+    fn contains(&self, p: &Path) -> bool {
+        self.0.contains_key(p)
+    }
+}
+
+/// Struct fields Go holds by value (not by pointer): present in a zero object even when the
+/// OpenAPI schema calls them optional, so they are never owned as nodes of their own. The
+/// OpenAPI schema does not tell pointers from values; this is the list for the built-in types.
+fn is_value_struct(ty: &TypeSchema, field: &str) -> bool {
+    matches!(
+        (ty.short_name(), field),
+        (_, "metadata" | "spec" | "status")
+            | (
+                "DeploymentSpec"
+                    | "ReplicaSetSpec"
+                    | "DaemonSetSpec"
+                    | "StatefulSetSpec"
+                    | "JobSpec"
+                    | "ReplicationControllerSpec",
+                "template"
+            )
+            | ("CronJobSpec", "jobTemplate")
+            | ("DeploymentSpec", "strategy")
+            | ("DaemonSetSpec" | "StatefulSetSpec", "updateStrategy")
+            | ("Container" | "EphemeralContainer", "resources")
+            | ("PersistentVolumeClaimSpec", "resources")
+            | ("ServiceStatus" | "IngressStatus", "loadBalancer")
+            | ("NodeStatus", "daemonEndpoints" | "nodeInfo")
+            | ("NodeDaemonEndpoints", "kubeletEndpoint")
+            | ("HorizontalPodAutoscalerSpec", "scaleTargetRef")
+            | ("RoleBinding" | "ClusterRoleBinding", "roleRef")
+            | (
+                "Event",
+                "involvedObject" | "source" | "firstTimestamp" | "lastTimestamp" | "eventTime"
+            )
+            | ("NetworkPolicySpec", "podSelector")
+            | ("Endpoint", "conditions")
+            | ("ServicePort", "targetPort")
+    )
+}
+
+/// Whether a top-level field belongs to what a write through `subresource` may own.
+fn in_scope(field: &str, subresource: &str) -> bool {
+    match field {
+        "apiVersion" | "kind" => false,
+        "status" => subresource == "status",
+        _ => subresource != "status",
     }
 }
 
@@ -210,21 +336,12 @@ pub fn record(
     now: &str,
 ) {
     let new_fields = FieldValues::of(new, subresource);
-    let old_fields = old
-        .map(|o| FieldValues::of(o, subresource))
-        .unwrap_or_default();
-    let changed: BTreeSet<Path> = new_fields
-        .0
-        .iter()
-        .filter(|(p, v)| old_fields.0.get(*p) != Some(*v))
-        .map(|(p, _)| p.clone())
-        .collect();
-    let removed: BTreeSet<Path> = old_fields
-        .0
-        .keys()
-        .filter(|p| !new_fields.0.contains_key(*p))
-        .cloned()
-        .collect();
+    let old_fields = match old {
+        Some(o) => FieldValues::of(o, subresource),
+        None => FieldValues::zero_of(new, subresource),
+    };
+    let changed = new_fields.changed_since(&old_fields);
+    let removed = new_fields.removed_since(&old_fields);
     let mut entries: Vec<Value> = new
         .pointer("/metadata/managedFields")
         .or_else(|| old.and_then(|o| o.pointer("/metadata/managedFields")))
@@ -232,7 +349,7 @@ pub fn record(
         .cloned()
         .unwrap_or_default();
     let is_mine = |e: &Value| {
-        e.get("manager").and_then(Value::as_str) == Some(manager)
+        e.get("manager").and_then(Value::as_str).unwrap_or("") == manager
             && e.get("operation").and_then(Value::as_str) == Some(operation)
             && e.get("apiVersion").and_then(Value::as_str) == Some(api_version)
             && e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource
@@ -268,11 +385,13 @@ pub fn record(
     mine.retain(|p| !removed.contains(p));
     mine.extend(changed.iter().cloned());
     // Drop paths no longer in the object at all (e.g. a member whose children vanished).
-    mine.retain(|p| new_fields.0.contains_key(p));
+    mine.retain(|p| new_fields.contains(p));
     let mut out = others;
     if !mine.is_empty() {
         let mut e = Map::new();
-        e.insert("manager".into(), json!(manager));
+        if !manager.is_empty() {
+            e.insert("manager".into(), json!(manager));
+        }
         e.insert("operation".into(), json!(operation));
         e.insert("apiVersion".into(), json!(api_version));
         let time = if mine != before || mine_time.is_none() {
@@ -378,6 +497,35 @@ mod tests {
         let set = &mfs[1]["fieldsV1"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"];
         assert_eq!(set["f:image"], json!({}));
         assert_eq!(mfs[1]["time"], "t1");
+    }
+
+    #[test]
+    fn value_structs_and_required_lists_are_not_owned_as_nodes() {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "labels": {"app": "d"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                     "template": {"metadata": {"labels": {"app": "d"}},
+                                  "spec": {"containers": [{"name": "c", "image": "x", "resources": {}}]}}}});
+        record(&mut d, None, "kubectl-create", "Update", "apps/v1", "", "t");
+        let f = &d["metadata"]["managedFields"][0]["fieldsV1"];
+        assert!(f["f:spec"].get(".").is_none(), "{f}");
+        assert!(f["f:spec"]["f:strategy"].get(".").is_none());
+        assert_eq!(f["f:spec"]["f:strategy"]["f:rollingUpdate"]["."], json!({}));
+        assert!(
+            f["f:spec"]["f:template"]["f:spec"]["f:containers"]
+                .get(".")
+                .is_none()
+        );
+        assert_eq!(
+            f["f:spec"]["f:selector"],
+            json!({}),
+            "LabelSelector is an atomic struct"
+        );
+        assert_eq!(
+            f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["f:resources"],
+            json!({})
+        );
     }
 
     #[test]

@@ -743,6 +743,7 @@ impl Registry {
         if new == old {
             return Ok(Ok(conversion::from_storage(info, new)));
         }
+
         if ctx.dry_run {
             return Ok(Ok(conversion::from_storage(info, new)));
         }

@@ -448,7 +448,10 @@ fn create_and_apply_use_server_side_field_validation_on_every_kubectl() {
     );
     let stub = Stub::start();
     for version in VERSIONS {
-        assert!(kubectl_path(version).exists(), "kubectl.{version} is missing under {KUBECTL_DIR}");
+        assert!(
+            kubectl_path(version).exists(),
+            "kubectl.{version} is missing under {KUBECTL_DIR}"
+        );
         let run = kubectl(
             &stub,
             version,
@@ -529,7 +532,10 @@ fn apply_to_an_existing_object_computes_a_strategic_merge_patch_from_openapi() {
         existing_deployment(),
     );
     for version in VERSIONS {
-        assert!(kubectl_path(version).exists(), "kubectl.{version} is missing under {KUBECTL_DIR}");
+        assert!(
+            kubectl_path(version).exists(),
+            "kubectl.{version} is missing under {KUBECTL_DIR}"
+        );
         let run = kubectl(
             &stub,
             version,
@@ -581,7 +587,10 @@ fn explain_prints_field_documentation_on_every_kubectl() {
     );
     let stub = Stub::start();
     for version in VERSIONS {
-        assert!(kubectl_path(version).exists(), "kubectl.{version} is missing under {KUBECTL_DIR}");
+        assert!(
+            kubectl_path(version).exists(),
+            "kubectl.{version} is missing under {KUBECTL_DIR}"
+        );
         let run = kubectl(&stub, version, &["explain", "pods.spec.containers"], &[]);
         assert!(run.ok, "{version}: {}\n{}", run.stdout, run.stderr);
         assert!(run.stdout.contains("KIND:"), "{}", run.stdout);
