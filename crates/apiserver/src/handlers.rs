@@ -9,6 +9,7 @@ use ferrokube_api::ApiError;
 use ferrokube_api::patch::PatchType;
 use ferrokube_api::printers;
 use ferrokube_api::resources::ResourceInfo;
+use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
@@ -571,7 +572,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let info = rr.info;
-    let mut ctx = write_ctx(call)?;
+    let ctx = write_ctx(call)?;
     let raw = read_body(body).await?;
     let opts_body = if raw.iter().all(u8::is_ascii_whitespace) {
         None
@@ -593,13 +594,32 @@ where
             },
         )
         .await?;
+    // Deleted in parallel, as upstream's DeleteCollection does with its worker pool.
+    let targets: Vec<(String, String)> = listed
+        .items
+        .iter()
+        .map(|o| (o.namespace.clone(), o.name.clone()))
+        .collect();
+    let futs: Vec<_> = targets
+        .into_iter()
+        .map(|(ns, name)| {
+            let srv = srv.clone();
+            let del = del.clone();
+            let mut ctx = WriteCtx {
+                user: ctx.user.clone(),
+                dry_run: ctx.dry_run,
+                field_manager: ctx.field_manager.clone(),
+                field_validation: ctx.field_validation,
+                warnings: Vec::new(),
+            };
+            async move { srv.registry.delete(&mut ctx, info, &ns, &name, &del).await }
+        })
+        .collect();
+    let results: Vec<Result<Deleted, ApiError>> =
+        futures::stream::iter(futs).buffered(16).collect().await;
     let mut items = Vec::new();
-    for o in &listed.items {
-        match srv
-            .registry
-            .delete(&mut ctx, info, &o.namespace, &o.name, &del)
-            .await
-        {
+    for r in results {
+        match r {
             Ok(Deleted::Now(v) | Deleted::Pending(v)) => items.push(v),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
