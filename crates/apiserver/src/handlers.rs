@@ -219,7 +219,7 @@ fn discovery(
     }
 }
 
-fn write_ctx(call: &Call) -> Result<WriteCtx, ApiError> {
+pub(crate) fn write_ctx(call: &Call) -> Result<WriteCtx, ApiError> {
     let manager = match call.query.get("fieldManager") {
         Some(m) if !m.is_empty() => {
             if m.len() > 128 {
@@ -605,13 +605,7 @@ where
         .map(|(ns, name)| {
             let srv = srv.clone();
             let del = del.clone();
-            let mut ctx = WriteCtx {
-                user: ctx.user.clone(),
-                dry_run: ctx.dry_run,
-                field_manager: ctx.field_manager.clone(),
-                field_validation: ctx.field_validation,
-                warnings: Vec::new(),
-            };
+            let mut ctx = ctx.fork();
             async move { srv.registry.delete(&mut ctx, info, &ns, &name, &del).await }
         })
         .collect();

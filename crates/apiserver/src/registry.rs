@@ -36,6 +36,17 @@ pub struct WriteCtx {
 }
 
 impl WriteCtx {
+    /// The same caller and options, with warnings of its own (for writes done in parallel).
+    pub fn fork(&self) -> Self {
+        WriteCtx {
+            user: self.user.clone(),
+            dry_run: self.dry_run,
+            field_manager: self.field_manager.clone(),
+            field_validation: self.field_validation,
+            warnings: Vec::new(),
+        }
+    }
+
     pub fn system(manager: &str) -> Self {
         WriteCtx {
             user: UserInfo::loopback(),

@@ -7,36 +7,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferrokube_api::ApiError;
 use ferrokube_api::patch::PatchType;
-use ferrokube_api::resources::{self, ResourceInfo};
+use ferrokube_api::resources::ResourceInfo;
 use ferrokube_api::selector::LabelSelector;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::ApiServer;
-use crate::handlers::{Call, decode_body};
+use crate::handlers::{Call, decode_body, write_ctx as ctx};
 use crate::object;
-use crate::registry::{DeleteOptions, WriteCtx};
+use crate::registry::DeleteOptions;
 use crate::request::{self, ResourceRequest};
 use crate::response::{self, Body, IncludeObject};
-
-fn ctx(call: &Call) -> Result<WriteCtx, ApiError> {
-    let manager = match call.query.get("fieldManager") {
-        Some(m) if !m.is_empty() => m.to_string(),
-        _ => ferrokube_api::managed_fields::manager_from_user_agent(
-            call.headers
-                .get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
-        ),
-    };
-    Ok(WriteCtx {
-        user: call.user.clone().unwrap_or_default(),
-        dry_run: request::dry_run(&call.query)?,
-        field_manager: manager,
-        field_validation: request::field_validation(&call.query)?,
-        warnings: Vec::new(),
-    })
-}
 
 pub async fn handle(
     srv: &Arc<ApiServer>,
@@ -311,7 +292,6 @@ async fn binding(
         .map(String::from);
     let annotations = b.pointer("/metadata/annotations").cloned();
     let mut ctx = ctx(call)?;
-    let dry = ctx.dry_run;
     srv.registry
         .bind_pod(
             &mut ctx,
@@ -322,7 +302,6 @@ async fn binding(
             annotations.as_ref(),
         )
         .await?;
-    let _ = dry;
     Ok(response::json_value(StatusCode::CREATED, &success(201)))
 }
 
@@ -370,7 +349,6 @@ async fn streaming(srv: &Arc<ApiServer>, rr: &ResourceRequest) -> Result<Respons
             rr.subresource
         )));
     }
-    let _ = resources::RESOURCES.len();
     Err(ApiError::service_unavailable(format!(
         "{}/{} is not served by this server",
         info.resource, rr.subresource
