@@ -1,11 +1,34 @@
 //! ferrokube-client: how ferrokube's own components reach the API, on top of kube-rs.
 //!
 //! Kubeconfig loading (with the same defaults as every ferrokube command: `--kubeconfig`, then
-//! `$KUBECONFIG`, then `/var/lib/ferrokube/admin.kubeconfig`); later the in-process transport,
-//! shared informers and the work queue every controller uses.
+//! `$KUBECONFIG`, then `/var/lib/ferrokube/admin.kubeconfig`), the in-process transport, shared
+//! informers, the work queue every controller uses, leader election and the event recorder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub mod events;
+pub mod informer;
+pub mod leader;
+pub mod workqueue;
+
+pub use informer::{Change, Informer, Informers, key_of, split_key};
+pub use workqueue::{Action, WorkQueue};
+
+/// A kube-rs client over any tower service that answers Kubernetes API requests: components
+/// inside the server process use the API server's handler directly, with no sockets or TLS.
+pub fn in_process<S, B>(service: S) -> kube::Client
+where
+    S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    kube::Client::new(service, "default")
+}
 
 /// Where ferrokube writes the admin kubeconfig by default.
 pub const DEFAULT_KUBECONFIG: &str = "/var/lib/ferrokube/admin.kubeconfig";
@@ -45,6 +68,15 @@ impl std::fmt::Debug for Connection {
             .field("server", &self.server)
             .finish()
     }
+}
+
+/// A kube-rs client for a kubeconfig file.
+pub async fn client(path: &Path) -> Result<kube::Client> {
+    let c = load(path).await?;
+    kube::Client::try_from(c.config).map_err(|e| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Loads the current context of a kubeconfig file.
