@@ -19,6 +19,7 @@ pub mod cache;
 pub mod conversion;
 pub mod discovery;
 pub mod handlers;
+pub mod in_process;
 pub mod metrics;
 pub mod object;
 pub mod openapi;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod components;
 mod server;
 
 #[derive(Parser)]

@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// Run only the control plane, without a node agent on this host.
     #[arg(long)]
     disable_agent: bool,
+    /// Controllers to run: `*` for all, `-name` to leave one out, or names.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
 }
 
 /// `300ms`, `10s`, `5m`, `1h`.
@@ -118,6 +121,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         compaction_interval: args.compaction_interval,
     };
     let srv = ApiServer::new(config, store, cancel.clone()).await?;
+    crate::components::start_in_process(srv.clone(), cancel.clone(), args.controllers.clone());
     tracing::info!(url = %server_url, kubeconfig = %kubeconfig_path.display(), datastore = %endpoint, "API server ready");
     if !args.disable_agent {
         tracing::info!("no node agent yet in this build: running the control plane only");

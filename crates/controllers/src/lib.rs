@@ -1,0 +1,86 @@
+//! ferrokube-controllers: the controller manager. One module per controller; each is
+//! level-triggered (read desired and observed state, converge, return), fed by the shared
+//! informers, and driven by the one work queue of `ferrokube-client`.
+//!
+//! [`run`] starts the enabled controllers; `ferrokube server` runs them in process against the
+//! API server's in-process transport, `ferrokube controller-manager` against a kubeconfig with
+//! leader election on the Lease `kube-system/kube-controller-manager`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrokube_client::Informers;
+use ferrokube_client::events::EventRecorder;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the controller manager, with kube-controller-manager's defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a node may stop reporting before it is marked unreachable.
+    pub node_monitor_grace_period: Duration,
+    /// Service ClusterIPs come from this range (`--service-cluster-ip-range`).
+    pub service_cluster_ip_range: String,
+    /// NodePorts come from this range (`--service-node-port-range`).
+    pub service_node_port_range: (u16, u16),
+    /// Pod CIDRs of nodes come from this range (`--cluster-cidr`), `node_cidr_mask_size` each.
+    pub cluster_cidr: String,
+    pub node_cidr_mask_size: u8,
+    /// Workers per controller (`--concurrent-*-syncs`).
+    pub workers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_monitor_grace_period: Duration::from_secs(40),
+            service_cluster_ip_range: "10.96.0.0/12".into(),
+            service_node_port_range: (30000, 32767),
+            cluster_cidr: "10.244.0.0/16".into(),
+            node_cidr_mask_size: 24,
+            workers: 5,
+        }
+    }
+}
+
+/// What every controller gets.
+pub struct Context {
+    pub client: kube::Client,
+    pub informers: Arc<Informers>,
+    pub cancel: CancellationToken,
+    pub config: Config,
+}
+
+impl Context {
+    /// An event recorder reporting as `component` (`deployment-controller`, ...).
+    pub fn recorder(&self, component: &str) -> EventRecorder {
+        EventRecorder::new(self.client.clone(), component, "")
+    }
+}
+
+type Starter = fn(Arc<Context>) -> BoxFuture<'static, ()>;
+
+/// Every controller, by the name `--controllers` uses.
+pub static CONTROLLERS: &[(&str, Starter)] = &[];
+
+/// Names of all controllers.
+pub fn names() -> Vec<&'static str> {
+    CONTROLLERS.iter().map(|(n, _)| *n).collect()
+}
+
+/// Runs the controllers named in `enabled` (`*` for all) until the context is cancelled.
+pub async fn run(ctx: Arc<Context>, enabled: &[String]) {
+    let all = enabled.iter().any(|e| e == "*");
+    let mut tasks = Vec::new();
+    for (name, start) in CONTROLLERS {
+        let on = all && !enabled.iter().any(|e| e == &format!("-{name}"))
+            || enabled.iter().any(|e| e == name);
+        if on {
+            tracing::debug!(controller = name, "starting");
+            tasks.push(tokio::spawn(start(ctx.clone())));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
