@@ -2,8 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod bench;
 mod components;
+mod images;
 mod server;
 
 #[derive(Parser)]
@@ -19,8 +21,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane: API server (and, with later releases, scheduler, controllers and a node agent).
+    /// Run the control plane (API server, controllers) and, unless --disable-agent, a node agent.
     Server(server::ServerArgs),
+    /// Run a node agent (kubelet and pod network) that joins a cluster.
+    Agent(agent::AgentArgs),
+    /// Run N simulated nodes in this process (the real kubelet over a fake runtime), as
+    /// Kubernetes' kubemark does.
+    SimulateNodes(agent::SimulateArgs),
+    /// Stop every pod an agent ran on this host and remove its containerd, network and cgroups.
+    AgentCleanup(agent::CleanupArgs),
+    /// Load or build container images without a registry.
+    Images(images::ImagesArgs),
     /// Measure a running cluster.
     Bench(bench::BenchArgs),
 }
@@ -39,6 +50,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Agent(args) => rt.block_on(agent::run(args)),
+        Command::SimulateNodes(args) => rt.block_on(agent::simulate(args)),
+        Command::AgentCleanup(args) => rt.block_on(agent::cleanup(args)),
+        Command::Images(args) => rt.block_on(images::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }

@@ -39,6 +39,8 @@ pub struct ServerArgs {
     /// Controllers to run: `*` for all, `-name` to leave one out, or names.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     controllers: Vec<String>,
+    #[command(flatten)]
+    node: crate::agent::NodeArgs,
 }
 
 /// `300ms`, `10s`, `5m`, `1h`.
@@ -122,19 +124,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let srv = ApiServer::new(config, store, cancel.clone()).await?;
     crate::components::start_in_process(srv.clone(), cancel.clone(), args.controllers.clone());
+    let serve = tokio::spawn(srv.clone().serve(listener, cancel.clone()));
     tracing::info!(url = %server_url, kubeconfig = %kubeconfig_path.display(), datastore = %endpoint, "API server ready");
-    if !args.disable_agent {
-        tracing::info!("no node agent yet in this build: running the control plane only");
-    }
-    let serve = tokio::spawn(srv.serve(listener, cancel.clone()));
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let mut opts = args.node.options(data_dir.clone())?;
+        opts.control_plane = true;
+        Some(crate::components::start_agent(srv.clone(), &pki, opts, cancel.clone()).await?)
+    };
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(a) = &agent {
+        a.stop().await;
+    }
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), serve).await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
