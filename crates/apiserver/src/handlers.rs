@@ -43,6 +43,10 @@ pub struct Call {
     pub query: Query,
     pub headers: HeaderMap,
     pub user: Option<UserInfo>,
+    /// The query string as sent (repeated parameters such as exec's `command` included).
+    pub raw_query: String,
+    /// The connection, for requests that upgrade it (exec, attach, port-forward).
+    pub upgrade: parking_lot::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 /// Handles one request.
@@ -56,13 +60,15 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let started = Instant::now();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let call = Call {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),
         query: Query::parse(parts.uri.query()),
         headers: parts.headers,
         user,
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
+        upgrade: parking_lot::Mutex::new(parts.extensions.remove::<hyper::upgrade::OnUpgrade>()),
     };
     let (resp, verb, resource) = dispatch(&srv, &call, body).await;
     srv.metrics

@@ -20,6 +20,7 @@ pub mod conversion;
 pub mod discovery;
 pub mod handlers;
 pub mod in_process;
+pub mod kubelet_proxy;
 pub mod metrics;
 pub mod object;
 pub mod openapi;
@@ -75,6 +76,8 @@ pub struct ApiServer {
     pub registry: registry::Registry,
     pub metrics: Arc<metrics::Metrics>,
     pub started: Instant,
+    /// How the API server reaches kubelets (logs, exec, attach, port-forward, node proxy).
+    pub kubelet_client: parking_lot::RwLock<Option<kubelet_proxy::KubeletClient>>,
 }
 
 /// Namespaces that exist from the start, as upstream's system namespaces controller keeps them.
@@ -101,6 +104,7 @@ impl ApiServer {
             registry,
             metrics,
             started: Instant::now(),
+            kubelet_client: parking_lot::RwLock::new(None),
         });
         srv.ensure_system_namespaces().await;
         ferrokube_store::Compactor::new(store, srv.config.compaction_interval, cancel).spawn();

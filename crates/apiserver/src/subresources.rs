@@ -1,6 +1,7 @@
 //! Subresources: `status` (and the other slices of an object written on their own:
 //! `namespaces/finalize`, CSR `approval`, pod `ephemeralcontainers` and `resize`), `scale`,
-//! `pods/binding` and `pods/eviction`. The streaming pod subresources belong to the kubelet.
+//! `pods/binding` and `pods/eviction`. The streaming pod subresources and node proxy go to the
+//! kubelet ([`crate::kubelet_proxy`]).
 
 use std::sync::Arc;
 
@@ -47,7 +48,9 @@ pub async fn handle(
         "scale" => scale(srv, call, rr, body).await,
         "binding" => binding(srv, call, rr, body).await,
         "eviction" => eviction(srv, call, rr, body).await,
-        "log" | "exec" | "attach" | "portforward" | "proxy" => streaming(srv, rr).await,
+        "log" | "exec" | "attach" | "portforward" | "proxy" => {
+            crate::kubelet_proxy::proxy(srv, call, rr, body).await
+        }
         _ => Err(ApiError::not_found(info.group, info.resource, &rr.name)),
     }
 }
@@ -326,31 +329,3 @@ async fn eviction(
     Ok(response::json_value(StatusCode::CREATED, &success(201)))
 }
 
-/// logs, exec, attach, port-forward and proxy are served by the node's kubelet.
-async fn streaming(srv: &Arc<ApiServer>, rr: &ResourceRequest) -> Result<Response<Body>, ApiError> {
-    let info = rr.info;
-    let obj = srv
-        .registry
-        .get(info, &rr.namespace, &rr.name, None)
-        .await?;
-    if info.resource == "pods" {
-        let node = obj
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if node.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "pod {} does not have a host assigned",
-                rr.name
-            )));
-        }
-        return Err(ApiError::service_unavailable(format!(
-            "no kubelet is serving node {node:?}: the pod's node cannot stream {}",
-            rr.subresource
-        )));
-    }
-    Err(ApiError::service_unavailable(format!(
-        "{}/{} is not served by this server",
-        info.resource, rr.subresource
-    )))
-}

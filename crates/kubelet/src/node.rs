@@ -113,10 +113,16 @@ fn quantity_bytes(q: &str) -> i64 {
 pub fn detect_node_ip() -> Option<IpAddr> {
     // Connecting a UDP socket sends nothing; it only asks the kernel which source address the
     // default route would use.
-    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("192.0.2.255:9").ok()?;
-    let ip = s.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
+    // Documentation addresses: one of them may be this host's own network (or its broadcast
+    // address), so several are tried.
+    ["198.51.100.1:9", "203.0.113.1:9", "192.0.2.1:9"]
+        .iter()
+        .find_map(|probe| {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+            s.connect(probe).ok()?;
+            let ip = s.local_addr().ok()?.ip();
+            (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+        })
 }
 
 /// Parses `key=value:Effect` (or `key:Effect`) as `--register-with-taints` takes them.

@@ -709,6 +709,17 @@ pub fn status_patch(status: &PodStatus) -> serde_json::Value {
             }
         }
         obj.entry("containerStatuses").or_insert(json!([]));
+        // A merge keeps what the patch leaves out: absent fields are cleared explicitly.
+        for f in ["message", "reason", "podIP", "hostIP"] {
+            obj.entry(f).or_insert(serde_json::Value::Null);
+        }
+        if let Some(serde_json::Value::Array(conds)) = obj.get_mut("conditions") {
+            for c in conds.iter_mut().filter_map(|c| c.as_object_mut()) {
+                for f in ["reason", "message"] {
+                    c.entry(f).or_insert(serde_json::Value::Null);
+                }
+            }
+        }
     }
     json!({ "status": s })
 }

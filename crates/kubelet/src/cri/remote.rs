@@ -525,7 +525,7 @@ pub async fn import_with_ctr(socket: &str, archive: &Path) -> Result<Vec<String>
             "k8s.io",
             "images",
             "import",
-            "--no-unpack=false",
+            "--digests",
         ])
         .arg(&file)
         .output()
