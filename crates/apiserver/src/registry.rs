@@ -33,6 +33,9 @@ pub struct WriteCtx {
     pub field_validation: FieldValidation,
     /// `Warning` headers to send back (unknown fields under `fieldValidation=Warn`, ...).
     pub warnings: Vec<String>,
+    /// Set while a server-side apply writes: the object carries the managed fields apply
+    /// computed, so the write must not record an `Update` of its own.
+    pub applying: bool,
 }
 
 impl WriteCtx {
@@ -44,6 +47,7 @@ impl WriteCtx {
             field_manager: self.field_manager.clone(),
             field_validation: self.field_validation,
             warnings: Vec::new(),
+            applying: self.applying,
         }
     }
 
@@ -54,6 +58,7 @@ impl WriteCtx {
             field_manager: manager.to_string(),
             field_validation: FieldValidation::Ignore,
             warnings: Vec::new(),
+            applying: false,
         }
     }
 }
@@ -533,15 +538,17 @@ impl Registry {
             let prefix = object::meta_str(&obj, "generateName").to_string();
             object::set_meta(&mut obj, "name", generate_name(&prefix));
         }
-        managed_fields::record(
-            &mut obj,
-            None,
-            &ctx.field_manager,
-            "Update",
-            &api_version(info),
-            "",
-            &now,
-        );
+        if !ctx.applying {
+            managed_fields::record(
+                &mut obj,
+                None,
+                &ctx.field_manager,
+                "Update",
+                &api_version(info),
+                "",
+                &now,
+            );
+        }
         let (g, v) = sinfo.storage_version;
         let kind = object::kind(&obj).to_string();
         strategy::prepare_for_create(sinfo, &mut obj, &now);
@@ -705,15 +712,17 @@ impl Registry {
             strategy::bump_generation(sinfo, &mut new, &old);
         }
         let now = ferrokube_api::time::format_rfc3339(ferrokube_api::time::now());
-        managed_fields::record(
-            &mut new,
-            Some(&old),
-            &ctx.field_manager,
-            "Update",
-            &api_version(info),
-            subresource,
-            &now,
-        );
+        if !ctx.applying {
+            managed_fields::record(
+                &mut new,
+                Some(&old),
+                &ctx.field_manager,
+                "Update",
+                &api_version(info),
+                subresource,
+                &now,
+            );
+        }
         if let Err(e) = admission::admit_update(self, ctx, sinfo, &mut new, &old).await {
             return Ok(Err(e));
         }
@@ -819,6 +828,140 @@ impl Registry {
             {
                 Err(Retry) => continue,
                 Ok(r) => return r,
+            }
+        }
+        Err(ApiError::conflict_modified(info.group, info.resource, name))
+    }
+
+    /// PATCH with `application/apply-patch+yaml`: server-side apply of the configuration in
+    /// `body` to the object (or its status), creating it when absent (only the main resource).
+    /// Returns the object and whether it was created.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        body: &[u8],
+        force: bool,
+    ) -> Result<(Value, bool), ApiError> {
+        let mut config: Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the applied configuration must be an object",
+            ));
+        }
+        let expected = info.api_version();
+        let given = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if given != expected {
+            return Err(ApiError::bad_request(format!(
+                "Incorrect version specified in apply patch. Specified patch version: {given}, expected: {expected}"
+            )));
+        }
+        if config.get("kind").and_then(Value::as_str) != Some(info.kind) {
+            let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+            return Err(decode_issue_error(
+                kind,
+                info.version,
+                &format!(
+                    "the kind in the data ({kind}) does not match the expected kind ({})",
+                    info.kind
+                ),
+            ));
+        }
+        match object::name(&config) {
+            "" => object::set_meta(&mut config, "name", name),
+            n if n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            _ => {}
+        }
+        if info.namespaced {
+            match object::namespace(&config) {
+                "" => object::set_meta(&mut config, "namespace", ns),
+                n if n != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let wants_rv = object::resource_version(&config).to_string();
+        let api_version = api_version(info);
+        ctx.applying = true;
+        for _ in 0..16 {
+            let now = ferrokube_api::time::format_rfc3339(ferrokube_api::time::now());
+            let opts = ferrokube_api::apply::ApplyOptions {
+                manager: &ctx.field_manager,
+                api_version: &api_version,
+                subresource,
+                force,
+                now: &now,
+            };
+            let live = self.read_live(info, ns, name).await?;
+            let Some((kv, old)) = live else {
+                if !subresource.is_empty() {
+                    return Err(ApiError::not_found(info.group, info.resource, name));
+                }
+                if !wants_rv.is_empty() {
+                    return Err(ApiError::not_found(info.group, info.resource, name));
+                }
+                let mut base = json!({"apiVersion": api_version, "kind": info.kind,
+                    "metadata": {"name": name}});
+                if info.namespaced {
+                    object::set_meta(&mut base, "namespace", ns);
+                }
+                let merged =
+                    ferrokube_api::apply::apply(&base, &config, &opts).map_err(apply_error)?;
+                let obj = self.decode_input(ctx, info, merged, info.kind)?;
+                match self.create(ctx, info, ns, obj).await {
+                    Err(e)
+                        if e.code == 409
+                            && e.reason == ferrokube_api::error::Reason::AlreadyExists =>
+                    {
+                        continue;
+                    }
+                    other => return other.map(|o| (o, true)),
+                }
+            };
+            let original = conversion::from_storage(info, old.clone());
+            if !wants_rv.is_empty() && wants_rv != object::resource_version(&original) {
+                return Err(ApiError::conflict_modified(info.group, info.resource, name));
+            }
+            let merged =
+                ferrokube_api::apply::apply(&original, &config, &opts).map_err(apply_error)?;
+            let mut new = self.decode_input(ctx, info, merged, info.kind)?;
+            object::set_meta(
+                &mut new,
+                "resourceVersion",
+                object::resource_version(&original),
+            );
+            match self
+                .update_from(
+                    ctx,
+                    info,
+                    ns,
+                    name,
+                    subresource,
+                    new,
+                    kv,
+                    old,
+                    !wants_rv.is_empty(),
+                )
+                .await
+            {
+                Err(Retry) => continue,
+                Ok(r) => return r.map(|o| (o, false)),
             }
         }
         Err(ApiError::conflict_modified(info.group, info.resource, name))
@@ -1265,6 +1408,31 @@ fn patch_error(info: &ResourceInfo, name: &str, e: PatchError) -> ApiError {
             ApiError::new(415, ferrokube_api::error::Reason::UnsupportedMediaType, msg)
         }
         PatchError::Internal(_) => ApiError::internal(msg),
+    }
+}
+
+/// The Status of a failed server-side apply.
+fn apply_error(e: ferrokube_api::apply::ApplyError) -> ApiError {
+    use ferrokube_api::apply::ApplyError as E;
+    use ferrokube_api::error::Reason;
+    match e {
+        E::Conflicts(list) => {
+            let mut err = ApiError::new(
+                409,
+                Reason::Conflict,
+                E::Conflicts(list.clone()).to_string(),
+            );
+            for c in &list {
+                err = err.with_cause(
+                    "FieldManagerConflict",
+                    &format!("conflict with {}", c.manager),
+                    &c.field,
+                );
+            }
+            err
+        }
+        E::Schema(msg) => ApiError::new(500, Reason::Unknown, msg),
+        E::BadRequest(msg) => ApiError::bad_request(msg),
     }
 }
 

@@ -108,18 +108,33 @@ async fn slice(
         "patch" => {
             let mut ctx = ctx(call)?;
             let pt = patch_type(call)?;
-            let o = srv
-                .registry
-                .patch(
-                    &mut ctx,
-                    info,
-                    &rr.namespace,
-                    &rr.name,
-                    &rr.subresource,
-                    pt,
-                    &body,
-                )
-                .await?;
+            let force = crate::handlers::patch_options(call, pt)?;
+            let o = if pt == PatchType::Apply {
+                srv.registry
+                    .apply(
+                        &mut ctx,
+                        info,
+                        &rr.namespace,
+                        &rr.name,
+                        &rr.subresource,
+                        &body,
+                        force,
+                    )
+                    .await?
+                    .0
+            } else {
+                srv.registry
+                    .patch(
+                        &mut ctx,
+                        info,
+                        &rr.namespace,
+                        &rr.name,
+                        &rr.subresource,
+                        pt,
+                        &body,
+                    )
+                    .await?
+            };
             Ok(response::object(
                 StatusCode::OK,
                 info.group,
