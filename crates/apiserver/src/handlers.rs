@@ -94,6 +94,13 @@ where
     }
 }
 
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// Decodes a request body by its Content-Type: JSON (also when absent), YAML or protobuf.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = headers
@@ -246,6 +253,7 @@ pub(crate) fn write_ctx(call: &Call) -> Result<WriteCtx, ApiError> {
         field_validation: request::field_validation(&call.query)?,
         warnings: Vec::new(),
         applying: false,
+        body_scan: None,
     })
 }
 
@@ -302,7 +310,9 @@ where
         "watch" => watch(srv, call, rr, out, include).await,
         "create" => {
             let mut ctx = write_ctx(call)?;
-            let raw = decode_body(&call.headers, &read_body(body).await?)?;
+            let bytes = read_body(body).await?;
+            let raw = decode_body(&call.headers, &bytes)?;
+            ctx.body_scan = crate::registry::BodyScan::of_body(content_type(&call.headers), &bytes);
             let obj = srv.registry.decode_input(&mut ctx, info, raw, info.kind)?;
             let created = srv
                 .registry
@@ -322,7 +332,9 @@ where
         }
         "update" => {
             let mut ctx = write_ctx(call)?;
-            let raw = decode_body(&call.headers, &read_body(body).await?)?;
+            let bytes = read_body(body).await?;
+            let raw = decode_body(&call.headers, &bytes)?;
+            ctx.body_scan = crate::registry::BodyScan::of_body(content_type(&call.headers), &bytes);
             let obj = srv.registry.decode_input(&mut ctx, info, raw, info.kind)?;
             let (updated, created) = srv
                 .registry

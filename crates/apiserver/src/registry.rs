@@ -8,6 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrokube_api::patch::{self, PatchError, PatchType};
 use ferrokube_api::resources::{self, ResourceInfo};
+use ferrokube_api::schema::duplicates::{
+    BodyKeys, Duplicate, scan_json, scan_yaml, yaml_duplicate_lines,
+};
 use ferrokube_api::schema::{self, FieldIssue};
 use ferrokube_api::{ApiError, FieldError};
 use ferrokube_store::{Backend, KeyValue, Revision};
@@ -36,6 +39,105 @@ pub struct WriteCtx {
     /// Set while a server-side apply writes: the object carries the managed fields apply
     /// computed, so the write must not record an `Update` of its own.
     pub applying: bool,
+    /// What the raw body's scan found (duplicate keys, field order), for the strict decoding
+    /// report of the next [`Registry::decode_input`].
+    pub body_scan: Option<BodyScan>,
+}
+
+/// The duplicate keys and field order of a request body, which the parsed value has lost.
+#[derive(Clone, Debug)]
+pub enum BodyScan {
+    /// A whole object as JSON: problems are reported in document order.
+    Json(BodyKeys),
+    /// A merge or strategic merge patch: the patch's duplicates first, then the result's
+    /// unknown fields.
+    Patch(BodyKeys),
+    /// A YAML body: yaml.v2's line-numbered duplicate report comes first.
+    Yaml(Vec<Duplicate>),
+}
+
+impl BodyScan {
+    /// Scans a create/update body by its Content-Type (JSON when absent).
+    pub fn of_body(content_type: &str, body: &[u8]) -> Option<BodyScan> {
+        let ct = content_type.split(';').next().unwrap_or("").trim();
+        match ct {
+            "" | "application/json" | "*/*" | "text/plain" => Some(BodyScan::Json(scan_json(body))),
+            "application/yaml" | "application/x-yaml" | "text/yaml" => {
+                Some(BodyScan::Yaml(scan_yaml(body)))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn under(path: &str, field: &str) -> bool {
+    path == field
+        || path
+            .strip_prefix(field)
+            .is_some_and(|r| r.starts_with('.') || r.starts_with('['))
+}
+
+/// Orders strict decoding problems as upstream reports them: `(error parts, warnings)`.
+fn strict_report(issues: &[FieldIssue], scan: Option<&BodyScan>) -> (Vec<String>, Vec<String>) {
+    let unknown_paths: Vec<&str> = issues
+        .iter()
+        .filter_map(|i| match i {
+            FieldIssue::Unknown { path } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    let texts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    let dup_text = |d: &Duplicate| {
+        format!(
+            "duplicate field {}",
+            ferrokube_api::error::go_quote(&d.path)
+        )
+    };
+    let known_dups = |keys: &BodyKeys| -> Vec<Duplicate> {
+        keys.duplicates
+            .iter()
+            .filter(|d| !unknown_paths.iter().any(|u| under(&d.path, u)))
+            .cloned()
+            .collect()
+    };
+    match scan {
+        None => (texts.clone(), texts),
+        Some(BodyScan::Json(keys)) => {
+            let mut ordered: Vec<(usize, String)> = issues
+                .iter()
+                .zip(&texts)
+                .map(|(i, t)| {
+                    let at = match i {
+                        FieldIssue::Unknown { path } => {
+                            keys.order.get(path).copied().unwrap_or(usize::MAX)
+                        }
+                        _ => usize::MAX,
+                    };
+                    (at, t.clone())
+                })
+                .collect();
+            ordered.extend(known_dups(keys).iter().map(|d| (d.ordinal, dup_text(d))));
+            ordered.sort_by_key(|(at, _)| *at);
+            let all: Vec<String> = ordered.into_iter().map(|(_, t)| t).collect();
+            (all.clone(), all)
+        }
+        Some(BodyScan::Patch(keys)) => {
+            let mut all: Vec<String> = known_dups(keys).iter().map(dup_text).collect();
+            all.extend(texts);
+            (all.clone(), all)
+        }
+        Some(BodyScan::Yaml(dups)) => {
+            let lines = yaml_duplicate_lines(dups);
+            let mut errs = Vec::new();
+            if !lines.is_empty() {
+                errs.push(format!("yaml: unmarshal errors:\n  {}", lines.join("\n  ")));
+            }
+            errs.extend(texts.iter().cloned());
+            let mut warns = lines;
+            warns.extend(texts);
+            (errs, warns)
+        }
+    }
 }
 
 impl WriteCtx {
@@ -48,6 +150,7 @@ impl WriteCtx {
             field_validation: self.field_validation,
             warnings: Vec::new(),
             applying: self.applying,
+            body_scan: None,
         }
     }
 
@@ -59,6 +162,7 @@ impl WriteCtx {
             field_validation: FieldValidation::Ignore,
             warnings: Vec::new(),
             applying: false,
+            body_scan: None,
         }
     }
 }
@@ -252,6 +356,7 @@ impl Registry {
             }
         }
         object::drop_nulls(&mut obj);
+        let scan = ctx.body_scan.take();
         if let Some(ty) = schema::kind_type(info.group, info.version, kind) {
             let mut issues = Vec::new();
             schema::normalize(&mut obj, ty, "", &mut issues);
@@ -260,18 +365,17 @@ impl Registry {
             if let Some(first) = hard.first() {
                 return Err(decode_issue_error(kind, info.version, &first.to_string()));
             }
-            if !strict.is_empty() {
+            let (errors, warnings) = strict_report(&strict, scan.as_ref());
+            if !errors.is_empty() {
                 match ctx.field_validation {
                     FieldValidation::Strict => {
                         return Err(decode_issue_error(
                             kind,
                             info.version,
-                            &schema::strict_decoding_message(&strict),
+                            &format!("strict decoding error: {}", errors.join(", ")),
                         ));
                     }
-                    FieldValidation::Warn => {
-                        ctx.warnings.extend(strict.iter().map(|i| i.to_string()))
-                    }
+                    FieldValidation::Warn => ctx.warnings.extend(warnings),
                     FieldValidation::Ignore => {}
                 }
             }
@@ -821,6 +925,9 @@ impl Registry {
             }
             let conditional =
                 object::resource_version(&patched) != object::resource_version(&original);
+            if matches!(patch_type, PatchType::Merge | PatchType::Strategic) {
+                ctx.body_scan = Some(BodyScan::Patch(scan_json(body)));
+            }
             let new = self.decode_input(ctx, info, patched, kind)?;
             match self
                 .update_from(ctx, info, ns, name, subresource, new, kv, old, conditional)
@@ -849,6 +956,26 @@ impl Registry {
     ) -> Result<(Value, bool), ApiError> {
         let mut config: Value = serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        // yaml.v2's strict decoding of the body, JSON or YAML: duplicate keys by line.
+        let trimmed = body.trim_ascii_start();
+        let dups = if trimmed.starts_with(b"{") {
+            scan_json(body).duplicates
+        } else {
+            scan_yaml(body)
+        };
+        if !dups.is_empty() {
+            let lines = yaml_duplicate_lines(&dups);
+            match ctx.field_validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+                        lines.join("\n  ")
+                    )));
+                }
+                FieldValidation::Warn => ctx.warnings.extend(lines),
+                FieldValidation::Ignore => {}
+            }
+        }
         if !config.is_object() {
             return Err(ApiError::bad_request(
                 "error decoding YAML: the applied configuration must be an object",
