@@ -1,4 +1,6 @@
 //! placeholder
 mod support;
 #[test]
-fn placeholder_is_replaced() { let _ = support::KUBECTL_DIR; }
+fn placeholder_is_replaced() {
+    let _ = support::KUBECTL_DIR;
+}

@@ -163,7 +163,9 @@ fn apply_takes_multi_document_files_directories_and_prunes_by_label(v: &str) {
 
     let dir = s.dir.join("manifests");
     let cm = |name: &str| {
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    app: pr\ndata:\n  k: v\n")
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    app: pr\ndata:\n  k: v\n"
+        )
     };
     write(&dir, "a.yaml", &cm("pa"));
     write(&dir, "b.yaml", &cm("pb"));
@@ -237,9 +239,7 @@ fn server_side_apply_owns_fields_reports_conflicts_and_forces(v: &str) {
         &other,
     ]);
     assert!(
-        err.contains(
-            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
-        ),
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"),
         "{err}"
     );
     assert_eq!(get_json(&k, &["deployment", "web"])["spec"]["replicas"], 2);
@@ -260,7 +260,10 @@ fn server_side_apply_owns_fields_reports_conflicts_and_forces(v: &str) {
         .find(|e| e["manager"] == "tuner")
         .expect("tuner entry")
         .clone();
-    assert_eq!(tuner["fieldsV1"]["f:spec"]["f:replicas"], serde_json::json!({}));
+    assert_eq!(
+        tuner["fieldsV1"]["f:spec"]["f:replicas"],
+        serde_json::json!({})
+    );
     let kubectl = d["metadata"]["managedFields"]
         .as_array()
         .unwrap()
@@ -318,7 +321,13 @@ fn server_side_apply_owns_fields_reports_conflicts_and_forces(v: &str) {
     assert_eq!(cm["data"]["a"], "2");
 
     // Server-side apply creates in other namespaces and kinds too, and dry run stores nothing.
-    let out = k.ok(&["apply", "--server-side", "--dry-run=server", "-f", &multi_ns(&s)]);
+    let out = k.ok(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        &multi_ns(&s),
+    ]);
     assert!(out.contains("(server dry run)"), "{out}");
     let err = k.fails(&["get", "configmap", "dry"]);
     assert!(err.contains("NotFound"), "{err}");
@@ -337,7 +346,10 @@ fn diff_and_server_dry_run_change_nothing(v: &str) {
     let k = s.kubectl(v);
     let f = write(&s.dir, "web.yaml", DEPLOYMENT);
     let created = k.ok(&["create", "--dry-run=server", "-f", &f]);
-    assert_eq!(created.trim(), "deployment.apps/web created (server dry run)");
+    assert_eq!(
+        created.trim(),
+        "deployment.apps/web created (server dry run)"
+    );
     assert!(k.fails(&["get", "deployment", "web"]).contains("NotFound"));
 
     k.ok(&["apply", "-f", &f]);
@@ -345,21 +357,41 @@ fn diff_and_server_dry_run_change_nothing(v: &str) {
     assert_eq!(same.status.code(), Some(0), "{}", same.stderr);
     assert!(same.stdout.is_empty(), "{}", same.stdout);
 
-    write(&s.dir, "web.yaml", &DEPLOYMENT.replace("replicas: 2", "replicas: 4"));
+    write(
+        &s.dir,
+        "web.yaml",
+        &DEPLOYMENT.replace("replicas: 2", "replicas: 4"),
+    );
     let diff = k.run(&["diff", "-f", &f]);
     assert_eq!(diff.status.code(), Some(1), "{}", diff.stderr);
     assert!(diff.stdout.contains("-  replicas: 2"), "{}", diff.stdout);
     assert!(diff.stdout.contains("+  replicas: 4"), "{}", diff.stdout);
     let ssa_diff = k.run(&["diff", "--server-side", "-f", &f]);
     assert_eq!(ssa_diff.status.code(), Some(1), "{}", ssa_diff.stderr);
-    assert!(ssa_diff.stdout.contains("+  replicas: 4"), "{}", ssa_diff.stdout);
+    assert!(
+        ssa_diff.stdout.contains("+  replicas: 4"),
+        "{}",
+        ssa_diff.stdout
+    );
 
     let out = k.ok(&["apply", "--dry-run=server", "-f", &f]);
-    assert_eq!(out.trim(), "deployment.apps/web configured (server dry run)");
-    let out = k.ok(&["scale", "deployment", "web", "--replicas=7", "--dry-run=server"]);
+    assert_eq!(
+        out.trim(),
+        "deployment.apps/web configured (server dry run)"
+    );
+    let out = k.ok(&[
+        "scale",
+        "deployment",
+        "web",
+        "--replicas=7",
+        "--dry-run=server",
+    ]);
     assert!(out.contains("(server dry run)"), "{out}");
     let out = k.ok(&["delete", "deployment", "web", "--dry-run=server"]);
-    assert_eq!(out.trim(), "deployment.apps \"web\" deleted (server dry run)");
+    assert_eq!(
+        out.trim(),
+        "deployment.apps \"web\" deleted (server dry run)"
+    );
     let d = get_json(&k, &["deployment", "web"]);
     assert_eq!(d["spec"]["replicas"], 2);
     assert_eq!(d["metadata"]["generation"], 1);
@@ -369,20 +401,37 @@ fn explain_reads_the_openapi_schema(v: &str) {
     let s = Server::start();
     let k = s.kubectl(v);
     let out = k.ok(&["explain", "pods.spec.containers"]);
-    assert!(out.contains("KIND:       Pod") || out.contains("KIND:     Pod"), "{out}");
-    assert!(out.contains("containers <[]Container>") || out.contains("containers <[]Object>"), "{out}");
+    assert!(
+        out.contains("KIND:       Pod") || out.contains("KIND:     Pod"),
+        "{out}"
+    );
+    assert!(
+        out.contains("containers <[]Container>") || out.contains("containers <[]Object>"),
+        "{out}"
+    );
     assert!(out.contains("image\t<string>"), "{out}");
     assert!(
         out.contains("List of containers belonging to the pod."),
         "{out}"
     );
     let rec = k.ok(&["explain", "deployment", "--recursive"]);
-    assert!(rec.contains("GROUP:      apps") || rec.contains("VERSION:  apps/v1"), "{rec}");
-    for field in ["replicas\t<integer>", "strategy\t<", "maxSurge\t<", "containers\t<[]"] {
+    assert!(
+        rec.contains("GROUP:      apps") || rec.contains("VERSION:  apps/v1"),
+        "{rec}"
+    );
+    for field in [
+        "replicas\t<integer>",
+        "strategy\t<",
+        "maxSurge\t<",
+        "containers\t<[]",
+    ] {
         assert!(rec.contains(field), "{field} missing:\n{rec}");
     }
     let svc = k.ok(&["explain", "service.spec.type"]);
-    assert!(svc.contains("type <string>") || svc.contains("FIELD:    type"), "{svc}");
+    assert!(
+        svc.contains("type <string>") || svc.contains("FIELD:    type"),
+        "{svc}"
+    );
 }
 
 fn field_validation_rejects_or_warns_about_unknown_and_duplicate_fields(v: &str) {
@@ -445,7 +494,8 @@ fn field_validation_rejects_or_warns_about_unknown_and_duplicate_fields(v: &str)
     ]);
     assert!(ok.status.success(), "{}", ok.stderr);
     assert!(
-        ok.stderr.contains("Warning: duplicate field \"metadata.name\""),
+        ok.stderr
+            .contains("Warning: duplicate field \"metadata.name\""),
         "{}",
         ok.stderr
     );
