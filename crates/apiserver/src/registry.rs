@@ -811,7 +811,15 @@ impl Registry {
                 m.insert("managedFields".into(), mf.clone());
             }
         }
+        let applied_fields = ctx
+            .applying
+            .then(|| new.pointer("/metadata/managedFields").cloned())
+            .flatten();
         strategy::prepare_for_update(sinfo, &mut new, &old, subresource);
+        if let Some(mf) = applied_fields {
+            // Subresource strategies reset metadata; apply's field ownership still holds.
+            object::meta_mut(&mut new).insert("managedFields".into(), mf);
+        }
         if subresource.is_empty() {
             strategy::bump_generation(sinfo, &mut new, &old);
         }
