@@ -696,7 +696,7 @@ fn config_fields(config: &Value, root: Shape) -> Result<Set> {
                     .to_string()
             };
             ApplyError::Schema(format!(
-                "failed to create typed patch object ({g}/{v}, Kind={kind}) {}/{}: {msg}",
+                "failed to create typed patch object ({}/{}; {g}/{v}, Kind={kind}): {msg}",
                 meta("namespace"),
                 meta("name")
             ))

@@ -1542,7 +1542,8 @@ fn patch_error(info: &ResourceInfo, name: &str, e: PatchError) -> ApiError {
         PatchError::UnsupportedMediaType(_) => {
             ApiError::new(415, ferrokube_api::error::Reason::UnsupportedMediaType, msg)
         }
-        PatchError::Internal(_) => ApiError::internal(msg),
+        // Plain Go errors reach upstream's ErrorToAPIStatus unclassified: 500, no reason.
+        PatchError::Internal(_) => ApiError::new(500, ferrokube_api::error::Reason::Unknown, msg),
     }
 }
 

@@ -202,7 +202,7 @@ fn unknown_fields_and_missing_keys_are_schema_errors_as_upstream_words_them() {
     let err = apply(&empty(), &bad, &opts("m", false)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "failed to create typed patch object (apps/v1, Kind=Deployment) default/web: .spec.replicaz: field not declared in schema"
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema"
     );
     let mut nokey = deployment(1, "x");
     nokey["spec"]["template"]["spec"]["containers"] = json!([{"image": "x"}]);
