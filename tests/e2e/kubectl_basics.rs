@@ -381,7 +381,8 @@ fn nodes_are_cordoned_and_tainted(v: &str) {
             "jsonpath={range .spec.taints[*]}{.key}={.value}:{.effect} {end}"
         ])
         .trim(),
-        "dedicated=web:NoSchedule other=x:PreferNoSchedule"
+        // TaintNodesByCondition admission taints every new node until its kubelet reports.
+        "dedicated=web:NoSchedule other=x:PreferNoSchedule node.kubernetes.io/not-ready=:NoSchedule"
     );
     assert_eq!(
         k.ok(&["taint", "nodes", n, "dedicated:NoSchedule-"]).trim(),
@@ -389,7 +390,7 @@ fn nodes_are_cordoned_and_tainted(v: &str) {
     );
     assert_eq!(
         k.ok(&["get", "node", n, "-o", "jsonpath={.spec.taints[*].key}"]),
-        "other"
+        "other node.kubernetes.io/not-ready"
     );
 }
 

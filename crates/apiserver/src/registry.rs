@@ -1475,6 +1475,45 @@ impl Registry {
         Err(ApiError::conflict_modified("", "pods", name))
     }
 
+    /// One live object in its storage form, for admission (cache first, then the store).
+    pub async fn live_object(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let Some(info) = resources::find(group, version, resource) else {
+            return Ok(None);
+        };
+        if let Some(c) = self.caches.for_resource(info)
+            && let Some(o) = c.get(&info.key(ns, name))
+        {
+            return Ok(Some(o.value()));
+        }
+        Ok(self.read_live(info, ns, name).await?.map(|(_, v)| v))
+    }
+
+    /// Every live object of a cluster-scoped resource (or of one namespace), for admission.
+    pub async fn live_objects(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        ns: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        let Some(info) = resources::find(group, version, resource) else {
+            return Ok(Vec::new());
+        };
+        let listed = self
+            .store
+            .list(&info.collection_prefix(ns), "", 0, 0)
+            .await
+            .map_err(|e| store_err(info, "", e))?;
+        listed.kvs.iter().map(parse_stored).collect()
+    }
+
     /// The live object of a namespace, for admission (cache first, then the store).
     pub async fn namespace_object(&self, name: &str) -> Result<Option<Value>, ApiError> {
         let info = resources::find("", "v1", "namespaces").expect("namespaces are registered");
