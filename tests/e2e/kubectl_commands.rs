@@ -25,6 +25,7 @@ for_versions!(
     set_commands_patch_the_pod_template,
     replace_edit_and_rollout_change_the_stored_object,
     wait_get_raw_proxy_and_auth_can_i_answer,
+    create_token_issues_tokens_the_server_accepts,
 );
 
 fn get(k: &Kubectl, what: &[&str]) -> Value {
@@ -709,4 +710,61 @@ fn http_get(port: u16, path: &str) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("kubectl proxy did not answer: {last}")
+}
+
+fn create_token_issues_tokens_the_server_accepts(v: &str) {
+    use base64::Engine;
+    let s = Server::start();
+    let k = s.kubectl(v);
+    k.ok(&["create", "serviceaccount", "robot"]);
+    let token = one_line(k.ok(&["create", "token", "robot", "--duration=20m"]));
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("claims");
+    assert_eq!(claims["sub"], "system:serviceaccount:default:robot");
+    assert_eq!(
+        claims["iss"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        1200
+    );
+    let sa = get(&k, &["serviceaccount", "robot"]);
+    assert_eq!(
+        claims["kubernetes.io"]["serviceaccount"]["uid"],
+        sa["metadata"]["uid"]
+    );
+    assert!(s.dir.join("pki").join("sa.key").exists());
+
+    let err = k.fails(&["create", "token", "robot", "--duration=5m"]);
+    assert!(
+        err.contains("spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"),
+        "{err}"
+    );
+    let err = k.fails(&["create", "token", "nobody"]);
+    assert!(
+        err.contains("serviceaccounts \"nobody\" not found"),
+        "{err}"
+    );
+
+    // The token authenticates as the service account, until the account is gone.
+    let kc = s.dir.join(format!("robot-{v}.kubeconfig"));
+    std::fs::copy(&s.kubeconfig, &kc).expect("copy kubeconfig");
+    let robot = support::Kubectl::new(v, &kc, &s.dir.join(format!("robot-home-{v}")));
+    robot.ok(&[
+        "config",
+        "set-credentials",
+        "robot",
+        &format!("--token={token}"),
+    ]);
+    let listed = robot.ok(&["--user=robot", "get", "serviceaccounts", "-o", "name"]);
+    assert!(listed.contains("serviceaccount/robot"), "{listed}");
+    k.ok(&["delete", "serviceaccount", "robot"]);
+    let err = robot.fails(&["--user=robot", "get", "serviceaccounts"]);
+    assert!(err.contains("Unauthorized"), "{err}");
 }

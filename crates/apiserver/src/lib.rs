@@ -28,6 +28,7 @@ pub mod registry;
 pub mod request;
 pub mod response;
 pub mod reviews;
+pub mod serviceaccount;
 pub mod strategy;
 pub mod subresources;
 pub mod tls;
@@ -70,6 +71,8 @@ pub struct Config {
 
 pub struct ApiServer {
     pub config: Config,
+    /// Signs and checks service account tokens, once enabled with a key.
+    pub tokens: std::sync::OnceLock<serviceaccount::TokenSigner>,
     pub store: Arc<dyn Backend>,
     pub caches: Arc<cache::Caches>,
     pub registry: registry::Registry,
@@ -96,6 +99,7 @@ impl ApiServer {
         let registry = registry::Registry::new(store.clone(), caches.clone());
         let srv = Arc::new(ApiServer {
             config,
+            tokens: std::sync::OnceLock::new(),
             store: store.clone(),
             caches,
             registry,
@@ -105,6 +109,17 @@ impl ApiServer {
         srv.ensure_system_namespaces().await;
         ferrokube_store::Compactor::new(store, srv.config.compaction_interval, cancel).spawn();
         Ok(srv)
+    }
+
+    /// Serves `serviceaccounts/token` and accepts the tokens it issues, signed with the key at
+    /// `key_path` (created on first start).
+    pub fn enable_service_account_tokens(
+        &self,
+        key_path: &std::path::Path,
+    ) -> Result<(), serviceaccount::Error> {
+        let signer = serviceaccount::TokenSigner::load_or_create(key_path)?;
+        let _ = self.tokens.set(signer);
+        Ok(())
     }
 
     async fn ensure_system_namespaces(&self) {

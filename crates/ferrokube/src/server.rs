@@ -121,6 +121,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         compaction_interval: args.compaction_interval,
     };
     let srv = ApiServer::new(config, store, cancel.clone()).await?;
+    srv.enable_service_account_tokens(&data_dir.join("pki").join("sa.key"))?;
     crate::components::start_in_process(srv.clone(), cancel.clone(), args.controllers.clone());
     tracing::info!(url = %server_url, kubeconfig = %kubeconfig_path.display(), datastore = %endpoint, "API server ready");
     if !args.disable_agent {
