@@ -287,9 +287,14 @@ fn remove_pointer(v: &mut Value, pointer: &[&str]) -> bool {
             _ => false,
         },
         ["*", rest @ ..] => match v {
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(false, |any, x| remove_pointer(x, rest) || any),
+            Value::Array(items) => {
+                // Every item, not just up to the first hit.
+                let mut any = false;
+                for x in items.iter_mut() {
+                    any |= remove_pointer(x, rest);
+                }
+                any
+            }
             _ => false,
         },
         [first, rest @ ..] => v.get_mut(*first).is_some_and(|x| remove_pointer(x, rest)),
