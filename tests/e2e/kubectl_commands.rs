@@ -26,6 +26,7 @@ for_versions!(
     replace_edit_and_rollout_change_the_stored_object,
     wait_get_raw_proxy_and_auth_can_i_answer,
     create_token_issues_tokens_the_server_accepts,
+    drain_evicts_or_deletes_the_pods_of_a_node,
 );
 
 fn get(k: &Kubectl, what: &[&str]) -> Value {
@@ -767,4 +768,46 @@ fn create_token_issues_tokens_the_server_accepts(v: &str) {
     k.ok(&["delete", "serviceaccount", "robot"]);
     let err = robot.fails(&["--user=robot", "get", "serviceaccounts"]);
     assert!(err.contains("Unauthorized"), "{err}");
+}
+
+fn drain_evicts_or_deletes_the_pods_of_a_node(v: &str) {
+    let s = Server::start();
+    let k = s.kubectl(v);
+    k.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n",
+    );
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  nodeName: n1\n  containers:\n  - name: c\n    image: busybox\n"
+        )
+    };
+    // The fallback without eviction: DELETE with a DeleteOptions body (protobuf from 1.32 on).
+    k.ok_stdin(&["create", "-f", "-"], &pod("deleted"));
+    let out = k.ok(&[
+        "drain",
+        "n1",
+        "--disable-eviction",
+        "--force",
+        "--grace-period=0",
+        "--timeout=30s",
+    ]);
+    assert!(out.contains("pod/deleted deleted"), "{out}");
+    assert!(out.contains("node/n1 drained"), "{out}");
+    assert!(k.fails(&["get", "pod", "deleted"]).contains("NotFound"));
+    assert_eq!(get(&k, &["node", "n1"])["spec"]["unschedulable"], true);
+
+    // Through the policy/v1 eviction subresource.
+    k.ok(&["uncordon", "n1"]);
+    k.ok_stdin(&["create", "-f", "-"], &pod("evicted"));
+    let out = k.ok(&[
+        "drain",
+        "n1",
+        "--force",
+        "--grace-period=0",
+        "--timeout=30s",
+    ]);
+    assert!(out.contains("evicting pod default/evicted"), "{out}");
+    assert!(out.contains("pod/evicted evicted"), "{out}");
+    assert!(k.fails(&["get", "pod", "evicted"]).contains("NotFound"));
 }
