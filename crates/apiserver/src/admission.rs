@@ -2,7 +2,8 @@
 //!
 //! Mutating plugins run after defaulting and before validation ([`admit_create`],
 //! [`admit_update`]): `NamespaceLifecycle`, `LimitRanger` (defaults), `ServiceAccount`,
-//! `DefaultTolerationSeconds`, `DefaultStorageClass`, `StorageObjectInUseProtection`.
+//! `DefaultTolerationSeconds`, `DefaultStorageClass`, `StorageObjectInUseProtection`,
+//! `TaintNodesByCondition`.
 //! Validating plugins run after validation passed, just before the write
 //! ([`validate_create`], [`validate_update`]): `LimitRanger` (min/max/ratio) and
 //! `ResourceQuota`, which charges the write to the namespace's quotas.
@@ -74,6 +75,9 @@ pub async fn admit_create(
             storage::add_finalizer(obj, storage::PVC_PROTECTION);
         }
     }
+    if is(info, "", "nodes") && s.enabled("TaintNodesByCondition") {
+        taint_new_node(obj);
+    }
     if is(info, "", "persistentvolumes") && s.enabled("StorageObjectInUseProtection") {
         storage::add_finalizer(obj, storage::PV_PROTECTION);
     }
@@ -142,6 +146,28 @@ pub fn admit_delete(_reg: &Registry, info: &ResourceInfo, obj: &Value) -> Result
         }
     }
     Ok(())
+}
+
+/// `TaintNodesByCondition`: a new Node is not ready until the node lifecycle controller has
+/// seen its kubelet report, so it starts with `node.kubernetes.io/not-ready:NoSchedule`.
+fn taint_new_node(node: &mut Value) {
+    const NOT_READY: &str = "node.kubernetes.io/not-ready";
+    if !node["spec"].is_object() {
+        node["spec"] = serde_json::json!({});
+    }
+    let taints = node["spec"]
+        .as_object_mut()
+        .expect("spec is an object")
+        .entry("taints")
+        .or_insert_with(|| serde_json::json!([]));
+    if let Some(list) = taints.as_array_mut()
+        && !list.iter().any(|t| {
+            t.get("key").and_then(Value::as_str) == Some(NOT_READY)
+                && t.get("effect").and_then(Value::as_str) == Some("NoSchedule")
+        })
+    {
+        list.push(serde_json::json!({"key": NOT_READY, "effect": "NoSchedule"}));
+    }
 }
 
 /// Objects of a resource in a namespace, from the watch cache.
