@@ -146,6 +146,18 @@ pub fn target_ref(pod: &Pod) -> ObjectReference {
     }
 }
 
+/// (port name, number, protocol)
+type PortKey = (String, i32, String);
+/// (IP, pod UID)
+type AddressKey = (String, String);
+type Addresses = BTreeMap<AddressKey, (EndpointAddress, bool)>;
+/// (ready, not ready, ports)
+type Subset = (
+    Vec<EndpointAddress>,
+    Vec<EndpointAddress>,
+    Vec<EndpointPort>,
+);
+
 /// The subsets of a Service's Endpoints.
 pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
     let tolerate = publish_not_ready(svc);
@@ -155,11 +167,8 @@ pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> 
         .and_then(|s| s.ports.clone())
         .unwrap_or_default();
     // (port or sentinel) -> address key -> (address, ready)
-    let mut by_port: BTreeMap<
-        Option<(String, i32, String)>,
-        BTreeMap<(String, String), (EndpointAddress, bool)>,
-    > = BTreeMap::new();
-    let mut port_defs: BTreeMap<(String, i32, String), EndpointPort> = BTreeMap::new();
+    let mut by_port: BTreeMap<Option<PortKey>, Addresses> = BTreeMap::new();
+    let mut port_defs: BTreeMap<PortKey, EndpointPort> = BTreeMap::new();
     for pod in pods {
         if !pod_in_endpoints(pod, tolerate) {
             continue;
@@ -202,16 +211,9 @@ pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> 
         }
     }
     // RepackSubsets: addresses offering the same ports share a subset.
-    let mut groups: BTreeMap<
-        Vec<((String, String), bool)>,
-        (
-            Vec<EndpointAddress>,
-            Vec<EndpointAddress>,
-            Vec<EndpointPort>,
-        ),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<(AddressKey, bool)>, Subset> = BTreeMap::new();
     for (port, addrs) in by_port {
-        let sig: Vec<((String, String), bool)> =
+        let sig: Vec<(AddressKey, bool)> =
             addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
         let entry = groups.entry(sig).or_insert_with(|| {
             let mut ready = Vec::new();

@@ -239,10 +239,12 @@ impl LocalPathProvisioner {
             .file_name()
             .and_then(|f| f.to_str())
             .is_some_and(|f| f.starts_with("pvc-"));
-        if named && p.parent() == Some(self.base_dir.as_path()) && p.is_dir() {
-            if let Err(e) = std::fs::remove_dir_all(&p) {
-                tracing::warn!(path = %p.display(), error = %e, "could not remove a deleted volume's directory");
-            }
+        if named
+            && p.parent() == Some(self.base_dir.as_path())
+            && p.is_dir()
+            && let Err(e) = std::fs::remove_dir_all(&p)
+        {
+            tracing::warn!(path = %p.display(), error = %e, "could not remove a deleted volume's directory");
         }
     }
 

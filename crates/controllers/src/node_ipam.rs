@@ -98,7 +98,10 @@ impl CidrSet {
     /// Marks a CIDR a node already has.
     pub fn occupy(&mut self, cidr: &str) -> bool {
         match self.index(cidr) {
-            Some(i) => self.used.insert(i) || true,
+            Some(i) => {
+                self.used.insert(i);
+                true
+            }
             None => false,
         }
     }

@@ -182,9 +182,11 @@ fn taint(key: &str, effect: &str) -> Taint {
 /// The NoSchedule taints the node's conditions call for (TaintNodesByCondition).
 pub fn condition_taints(node: &Node) -> Vec<Taint> {
     let mut out = Vec::new();
-    match ready_status(node) {
-        "False" => out.push(taint(NOT_READY, "NoSchedule")),
-        "Unknown" => out.push(taint(UNREACHABLE, "NoSchedule")),
+    // Only reported conditions count: a node that never reported has none of these taints
+    // (the one TaintNodesByCondition admission put on it goes) until its startup grace ends.
+    match util::node_condition(node, "Ready").map(|c| c.status.as_str()) {
+        Some("False") => out.push(taint(NOT_READY, "NoSchedule")),
+        Some("Unknown") => out.push(taint(UNREACHABLE, "NoSchedule")),
         _ => {}
     }
     for (cond, key) in [
@@ -231,9 +233,9 @@ pub fn desired_taints(
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
     let has = |k: &str, e: &str| current.iter().any(|t| t.key == k && t.effect == e);
-    let want_no_execute = match ready_status(node) {
-        "False" => Some(NOT_READY),
-        "Unknown" => Some(UNREACHABLE),
+    let want_no_execute = match util::node_condition(node, "Ready").map(|c| c.status.as_str()) {
+        Some("False") => Some(NOT_READY),
+        Some("Unknown") => Some(UNREACHABLE),
         _ => None,
     };
     let mut out: Vec<Taint> = current
@@ -290,8 +292,8 @@ pub struct NodeLifecycle {
     health: Mutex<HashMap<String, Health>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     known: Mutex<HashSet<String>>,
-    /// Nodes whose pods were marked not ready since they last were Ready.
-    pods_marked: Mutex<HashSet<String>>,
+    /// Nodes that went from Ready to not ready whose pods are still to be marked not ready.
+    pods_to_mark: Mutex<HashSet<String>>,
 }
 
 impl NodeLifecycle {
@@ -310,7 +312,7 @@ impl NodeLifecycle {
             health: Default::default(),
             buckets: Default::default(),
             known: Default::default(),
-            pods_marked: Default::default(),
+            pods_to_mark: Default::default(),
         }
     }
 
@@ -387,7 +389,7 @@ impl NodeLifecycle {
             for name in gone {
                 known.remove(&name);
                 self.health.lock().remove(&name);
-                self.pods_marked.lock().remove(&name);
+                self.pods_to_mark.lock().remove(&name);
                 let reference = k8s_openapi::api::core::v1::ObjectReference {
                     kind: Some("Node".into()),
                     api_version: Some("v1".into()),
@@ -427,6 +429,7 @@ impl NodeLifecycle {
             }
             if was_ready && ready_status(&node) != "True" {
                 let name = node.metadata.name.clone().unwrap_or_default();
+                self.pods_to_mark.lock().insert(name.clone());
                 recorder.record(
                     &node,
                     EventType::Normal,
@@ -515,14 +518,16 @@ impl NodeLifecycle {
         }
     }
 
-    /// Pods of a node that is not ready are not ready either (upstream `MarkPodsNotReady`).
+    /// Pods of a node that stopped reporting are not ready either (upstream
+    /// `MarkPodsNotReady`, done when this controller turns the node's Ready condition from
+    /// True to Unknown, and retried until it succeeds).
     async fn mark_pods(&self, client: &kube::Client, recorder: &EventRecorder, node: &Node) {
         let name = node.metadata.name.clone().unwrap_or_default();
         if ready_status(node) == "True" {
-            self.pods_marked.lock().remove(&name);
+            self.pods_to_mark.lock().remove(&name);
             return;
         }
-        if self.pods_marked.lock().contains(&name) {
+        if !self.pods_to_mark.lock().contains(&name) {
             return;
         }
         let mut ok = true;
@@ -560,7 +565,7 @@ impl NodeLifecycle {
             }
         }
         if ok {
-            self.pods_marked.lock().insert(name);
+            self.pods_to_mark.lock().remove(&name);
         }
     }
 }
