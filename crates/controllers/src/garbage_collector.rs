@@ -501,7 +501,33 @@ impl GarbageCollector {
             states.push((r.clone(), self.owner_state(&node, r).await?));
         }
         let has_dependents = !self.graph.lock().dependents_of(uid).is_empty();
-        match decide(&node, &states, has_dependents) {
+        let mut decision = decide(&node, &states, has_dependents);
+        if decision != Decision::Keep {
+            // The graph may be behind the object itself (an orphaning owner may just have
+            // removed its reference): decide again on the object as it is now, as upstream
+            // does before acting.
+            let Some(live) = self
+                .dynamic(node.info, &node.namespace)
+                .get_metadata_opt(&node.name)
+                .await?
+            else {
+                return Ok(Action::AwaitChange);
+            };
+            let Some(latest) = GraphNode::from_meta(node.info, &live.metadata)
+                .filter(|l| l.uid == node.uid && !l.deleting)
+            else {
+                return Ok(Action::AwaitChange);
+            };
+            let mut states = Vec::new();
+            for r in &latest.owners {
+                states.push((r.clone(), self.owner_state(&latest, r).await?));
+            }
+            if latest.owners.is_empty() {
+                return Ok(Action::AwaitChange);
+            }
+            decision = decide(&latest, &states, has_dependents);
+        }
+        match decision {
             Decision::Keep => {}
             Decision::DropOwners(uids) => self.drop_owners(&node, &uids).await?,
             Decision::Delete(policy) => {
