@@ -14,6 +14,7 @@ pub mod patch;
 pub mod printers;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -248,6 +248,9 @@ pub struct ListOut {
 pub struct Registry {
     pub store: Arc<dyn Backend>,
     pub caches: Arc<Caches>,
+    /// ClusterIP and NodePort allocation for Services.
+    pub services: Arc<crate::service_alloc::ServiceAllocators>,
+    pub admission: admission::Settings,
 }
 
 fn store_err(info: &ResourceInfo, name: &str, e: ferrokube_store::Error) -> ApiError {
@@ -293,7 +296,7 @@ pub fn generate_name(prefix: &str) -> String {
 }
 
 /// Serializes an object for storage: without `resourceVersion`, which the store's revision is.
-fn to_stored_bytes(obj: &Value) -> Bytes {
+pub(crate) fn to_stored_bytes(obj: &Value) -> Bytes {
     let mut v = obj.clone();
     object::remove_meta(&mut v, "resourceVersion");
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
@@ -312,8 +315,44 @@ fn ttl(info: &ResourceInfo) -> Option<Duration> {
 }
 
 impl Registry {
+    /// A registry with the default service network and admission settings.
     pub fn new(store: Arc<dyn Backend>, caches: Arc<Caches>) -> Self {
-        Registry { store, caches }
+        let services = crate::service_alloc::ServiceAllocators::new(
+            &crate::service_alloc::ServiceNetwork::default(),
+            store.clone(),
+        )
+        .expect("the default service network is valid");
+        Self::with_options(
+            store,
+            caches,
+            Arc::new(services),
+            admission::Settings::default(),
+        )
+    }
+
+    pub fn with_options(
+        store: Arc<dyn Backend>,
+        caches: Arc<Caches>,
+        services: Arc<crate::service_alloc::ServiceAllocators>,
+        admission: admission::Settings,
+    ) -> Self {
+        Registry {
+            store,
+            caches,
+            services,
+            admission,
+        }
+    }
+
+    fn is_services(info: &ResourceInfo) -> bool {
+        info.group.is_empty() && info.resource == "services"
+    }
+
+    /// An object left the store: what it held goes back (Service addresses and ports).
+    async fn after_delete(&self, sinfo: &ResourceInfo, obj: &Value) {
+        if Self::is_services(sinfo) {
+            self.services.release_service(obj).await;
+        }
     }
 
     /// Decodes-time processing of a client's object in `info`'s version: fills and checks
@@ -663,6 +702,36 @@ impl Registry {
         // Status resets leave zero values Go would still encode; defaulting restores them.
         ferrokube_api::defaults::apply(g, v, &kind, &mut obj);
         admission::admit_create(self, ctx, sinfo, &mut obj).await?;
+        let txn = if Self::is_services(sinfo) {
+            Some(self.services.allocate_create(&mut obj, ctx.dry_run).await?)
+        } else {
+            None
+        };
+        let result = self
+            .create_allocated(ctx, info, sinfo, ns, obj, generated)
+            .await;
+        if let Some(txn) = txn {
+            match &result {
+                Ok(_) => self.services.commit(txn).await,
+                Err(_) => self.services.revert(txn).await,
+            }
+        }
+        result
+    }
+
+    /// The rest of a create, once allocations are made: validation, validating admission,
+    /// the write.
+    async fn create_allocated(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        sinfo: &'static ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+        generated: bool,
+    ) -> Result<Value, ApiError> {
+        let (g, v) = sinfo.storage_version;
+        let kind = object::kind(&obj).to_string();
         let errs = ferrokube_api::validation::validate_create(g, v, &kind, &obj);
         if !errs.is_empty() {
             return Err(ApiError::invalid(
@@ -672,6 +741,7 @@ impl Registry {
                 &errs,
             ));
         }
+        admission::validate_create(self, ctx, sinfo, &obj).await?;
         if ctx.dry_run {
             return Ok(conversion::from_storage(info, obj));
         }
@@ -838,6 +908,57 @@ impl Registry {
         if let Err(e) = admission::admit_update(self, ctx, sinfo, &mut new, &old).await {
             return Ok(Err(e));
         }
+        let txn = if Self::is_services(sinfo) && subresource.is_empty() {
+            match self
+                .services
+                .allocate_update(&mut new, &old, ctx.dry_run)
+                .await
+            {
+                Ok(t) => Some(t),
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            None
+        };
+        let result = self
+            .update_allocated(
+                ctx,
+                info,
+                sinfo,
+                ns,
+                name,
+                subresource,
+                new,
+                kv,
+                old,
+                conditional,
+            )
+            .await;
+        if let Some(txn) = txn {
+            match &result {
+                Ok(Ok(_)) => self.services.commit(txn).await,
+                _ => self.services.revert(txn).await,
+            }
+        }
+        result
+    }
+
+    /// The rest of an update, once allocations are made: validation, validating admission,
+    /// the write (or the delete, when the last finalizer went).
+    #[allow(clippy::too_many_arguments)]
+    async fn update_allocated(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        sinfo: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        mut new: Value,
+        kv: KeyValue,
+        old: Value,
+        conditional: bool,
+    ) -> Result<Result<Value, ApiError>, Retry> {
         let (g, v) = sinfo.storage_version;
         let errs = ferrokube_api::validation::validate_update(g, v, object::kind(&new), &new, &old);
         if !errs.is_empty() {
@@ -848,9 +969,21 @@ impl Registry {
                 &errs,
             )));
         }
+        if let Err(e) = admission::validate_update(self, ctx, sinfo, &new, &old, subresource).await
+        {
+            return Ok(Err(e));
+        }
+        // A namespace also waits for its spec finalizers (the namespace controller's).
+        let namespace_finalizing = sinfo.group.is_empty()
+            && sinfo.resource == "namespaces"
+            && new
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
         // Removing the last finalizer of an object being deleted completes the delete.
         if object::deletion_timestamp(&new).is_some()
             && object::finalizers(&new).is_empty()
+            && !namespace_finalizing
             && !ctx.dry_run
         {
             let grace = new
@@ -864,6 +997,7 @@ impl Registry {
                     .await
                 {
                     Ok((rev, _)) => {
+                        self.after_delete(sinfo, &new).await;
                         object::set_resource_version(&mut new, rev);
                         Ok(Ok(conversion::from_storage(info, new)))
                     }
@@ -1237,6 +1371,7 @@ impl Registry {
                 .await
             {
                 Ok((rev, _)) => {
+                    self.after_delete(sinfo, &obj).await;
                     object::set_resource_version(&mut obj, rev);
                     return Ok(Deleted::Now(conversion::from_storage(info, obj)));
                 }
