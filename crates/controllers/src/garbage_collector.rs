@@ -407,6 +407,31 @@ impl GarbageCollector {
         }
     }
 
+    /// Every object that names `owner` among its owners, read from the API rather than the
+    /// graph: dependents live in the owner's namespace, or anywhere for a cluster-scoped owner.
+    async fn live_dependents(&self, owner: &GraphNode) -> Result<Vec<GraphNode>> {
+        let mut found = Vec::new();
+        for info in watched_resources() {
+            if owner.info.namespaced && !info.namespaced {
+                continue;
+            }
+            let ar = api_resource(info);
+            let api: Api<DynamicObject> = if info.namespaced && owner.info.namespaced {
+                Api::namespaced_with(self.client.clone(), &owner.namespace, &ar)
+            } else {
+                Api::all_with(self.client.clone(), &ar)
+            };
+            let list = api.list_metadata(&Default::default()).await?;
+            found.extend(
+                list.items
+                    .iter()
+                    .filter_map(|o| GraphNode::from_meta(info, &o.metadata))
+                    .filter(|n| n.owners.iter().any(|r| r.uid == owner.uid)),
+            );
+        }
+        Ok(found)
+    }
+
     /// Drops owner references by UID with a strategic merge patch, as upstream does.
     async fn drop_owners(&self, node: &GraphNode, uids: &[String]) -> Result<()> {
         let refs: Vec<serde_json::Value> = uids
@@ -470,7 +495,16 @@ impl GarbageCollector {
         };
         if node.deleting {
             if node.has_finalizer(ORPHAN) {
-                let deps = self.graph.lock().dependents_of(uid);
+                let mut deps = self.graph.lock().dependents_of(uid);
+                // A dependent created just before the owner's delete may not have reached
+                // the graph yet (each kind has its own watch); once the finalizer is gone
+                // it would be judged dangling and deleted. Orphaning is rare, so look for
+                // such dependents with live reads before letting the owner go.
+                for dep in self.live_dependents(&node).await? {
+                    if !deps.iter().any(|d| d.uid == dep.uid) {
+                        deps.push(dep);
+                    }
+                }
                 for dep in deps {
                     self.drop_owners(&dep, &[uid.to_string()]).await?;
                 }

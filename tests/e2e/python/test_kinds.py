@@ -7,6 +7,7 @@ client deserialises every answer into its strict models, so a field of the wrong
 
 import json
 import os
+import time
 import unittest
 
 from kubernetes import client, config, watch
@@ -139,8 +140,19 @@ class EveryKind(unittest.TestCase):
         listed = call(api, "list", suffix, namespaced, label_selector="suite=kinds")
         self.assertIn(name, [i.metadata.name for i in listed.items])
 
-        read.metadata.labels["replaced"] = "yes"
-        replaced = call(api, "replace", suffix, namespaced, name, read)
+        # Controllers (quota, disruption, PV binder) write status concurrently, so a replace
+        # is the usual read-modify-write loop: on 409 Conflict read again and retry.
+        for _ in range(20):
+            read.metadata.labels["replaced"] = "yes"
+            try:
+                replaced = call(api, "replace", suffix, namespaced, name, read)
+                break
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                read = call(api, "read", suffix, namespaced, name)
+        else:
+            self.fail(f"{kind}: replace kept conflicting")
         self.assertIsInstance(replaced, model_cls)
         self.assertEqual(replaced.metadata.labels["replaced"], "yes")
 
@@ -174,9 +186,17 @@ class EveryKind(unittest.TestCase):
         else:
             self.assertIsInstance(gone, model_cls, kind)
             self.assertEqual(gone.metadata.name, name)
-        with self.assertRaises(ApiException) as ctx:
-            call(api, "read", suffix, namespaced, name)
-        self.assertEqual(ctx.exception.status, 404)
+        # Objects with finalizers (pv/pvc-protection) are gone once their controller
+        # releases them; poll for the 404.
+        deadline = time.time() + 30
+        while True:
+            try:
+                call(api, "read", suffix, namespaced, name)
+            except ApiException as e:
+                self.assertEqual(e.status, 404, kind)
+                break
+            self.assertLess(time.time(), deadline, f"{kind}: still present after delete")
+            time.sleep(0.1)
 
         # Every change since the list, in order, as typed objects.
         w = watch.Watch()
@@ -191,7 +211,8 @@ class EveryKind(unittest.TestCase):
                 w.stop()
         self.assertEqual(seen[0], "ADDED", kind)
         self.assertEqual(seen[-1], "DELETED", kind)
-        self.assertEqual(seen.count("MODIFIED"), 5, f"{kind}: {seen}")
+        # Five changes of ours; controllers may add status writes of their own.
+        self.assertGreaterEqual(seen.count("MODIFIED"), 5, f"{kind}: {seen}")
 
 
 def make_test(spec):
