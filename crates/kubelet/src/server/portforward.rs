@@ -230,7 +230,7 @@ async fn websocket_session(target: Arc<Target>, ws: ws::Ws, ports: Vec<u16>) {
                 return;
             }
         }
-        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.send(super::ws::normal_close()).await;
     });
     let mut inputs: Vec<mpsc::Sender<Bytes>> = Vec::new();
     let mut tasks = Vec::new();

@@ -309,7 +309,7 @@ impl Runner {
                     return;
                 }
             }
-            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.send(ws::normal_close()).await;
         });
         let mut io = StreamIo::default();
         let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);

@@ -84,7 +84,16 @@ pub fn tunnel(ws: Ws) -> DuplexStream {
                 }
             }
         }
-        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.send(normal_close()).await;
     });
     ours
+}
+
+/// A close frame with status 1000: client-go treats any other end (even a close frame without a
+/// status) as an error of the streams still open.
+pub fn normal_close() -> Message {
+    Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "".into(),
+    }))
 }

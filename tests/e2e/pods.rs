@@ -1,0 +1,539 @@
+//! Pods as real containers: a `ferrokube server` with its built-in node agent, which starts and
+//! supervises its own containerd under the test's data dir and wires pods to a CNI bridge the
+//! test names. Images come from Debian's busybox-static through `ferrokube images build-test`
+//! (no registry: nothing leaves the machine). Seen through the real kubectl 1.33 (WebSocket
+//! streaming) and 1.27 (SPDY): run, get, logs, exec (output, stdin, exit codes), port-forward,
+//! delete, CrashLoopBackOff, configMap/secret/emptyDir and the service account's projected
+//! token volume.
+//!
+//! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
+//! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
+//! cgroups), then by PID any process still naming the data dir (containerd, shims) or still in
+//! the test's cgroups.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Kubectl, eventually, ferrokube_bin, free_port, table};
+
+/// What the node needs on the host, with the Debian package that provides it.
+const HOST_NEEDS: &[(&str, &str)] = &[
+    ("/usr/bin/containerd", "containerd"),
+    ("/usr/bin/containerd-shim-runc-v2", "containerd"),
+    ("/usr/sbin/runc", "runc"),
+    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+    ("/usr/lib/cni/host-local", "containernetworking-plugins"),
+    ("/usr/lib/cni/portmap", "containernetworking-plugins"),
+    ("/usr/sbin/iptables", "iptables"),
+    ("/bin/busybox", "busybox-static"),
+];
+
+fn check_host() {
+    let missing: Vec<String> = HOST_NEEDS
+        .iter()
+        .filter(|(path, _)| !Path::new(path).exists())
+        .map(|(path, pkg)| format!("{path} (Debian package {pkg})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the pod tests run real containers and need: {}; run scripts/deps or apt-get install \
+         containerd runc containernetworking-plugins iptables busybox-static",
+        missing.join(", ")
+    );
+}
+
+/// A one-node cluster: `ferrokube server` with its agent and its own containerd.
+struct Node {
+    child: Option<Child>,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    log: PathBuf,
+    name: String,
+    cgroup_root: String,
+}
+
+impl Node {
+    fn start() -> Node {
+        check_host();
+        let tmp = tempfile::Builder::new()
+            .prefix("fk-pods-")
+            .tempdir()
+            .expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let pid = std::process::id();
+        let name = format!("e2e-node-{pid}");
+        let cgroup_root = format!("/ferrokube-e2e-{pid}");
+        // A subnet and bridge of this run's own, so concurrent runs do not share addresses.
+        let octet = 100 + pid % 100;
+        let cluster_cidr = format!("10.{octet}.0.0/16");
+        let pod_cidr = format!("10.{octet}.0.0/24");
+        let bridge = format!("fke{}", pid % 100_000);
+
+        let images = dir.join("agent/images");
+        std::fs::create_dir_all(&images).expect("images dir");
+        let out = Command::new(ferrokube_bin())
+            .args(["images", "build-test", "--out"])
+            .arg(&images)
+            .output()
+            .expect("run ferrokube images build-test");
+        assert!(
+            out.status.success(),
+            "ferrokube images build-test failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).expect("server log");
+        let child = Command::new(ferrokube_bin())
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--bind-address", "127.0.0.1", "--port", "0"])
+            .args(["--node-name", &name, "--kubelet-port", "0"])
+            .args(["--cni-bridge", &bridge, "--cgroup-root", &cgroup_root])
+            .args(["--cluster-cidr", &cluster_cidr, "--pod-cidr", &pod_cidr])
+            .env("FERROKUBE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start ferrokube server");
+        let node = Node {
+            child: Some(child),
+            kubeconfig: dir.join("admin.kubeconfig"),
+            log: log_path,
+            dir,
+            _tmp: tmp,
+            name,
+            cgroup_root,
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kubectl(&self, version: &str) -> Kubectl {
+        Kubectl::new(
+            version,
+            &self.kubeconfig,
+            &self.dir.join(format!("kubectl-home-{version}")),
+        )
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if self.kubeconfig.exists() && self.log().contains("API server ready") {
+                let out = self.kubectl("1.33").run(&["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server not ready within 90s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let k = self.kubectl("1.33");
+        eventually("the node to be Ready", Duration::from_secs(60), || {
+            let out = k.run(&["get", "node", &self.name, "--no-headers"]).stdout;
+            table(&out)
+                .first()
+                .is_some_and(|r| r.get(1).map(String::as_str) == Some("Ready"))
+                .then_some(())
+        });
+        // The ServiceAccount admission plugin mounts the token volume once `default` exists.
+        eventually(
+            "the default service account",
+            Duration::from_secs(30),
+            || {
+                k.run(&["get", "serviceaccount", "default"])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        );
+    }
+
+    /// `kubectl run` bound to this node (the scheduler is not part of this test).
+    fn overrides(&self) -> String {
+        format!(r#"{{"spec":{{"nodeName":"{}"}}}}"#, self.name)
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // Pods, containerd, the bridge, egress rules and cgroups.
+        if let Ok(mut c) = Command::new(ferrokube_bin())
+            .args(["agent-cleanup", "--data-dir"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Whatever is left: processes naming the data dir (containerd, its shims) and any
+        // process still in the test's cgroups.
+        let dir = self.dir.display().to_string();
+        let mut pids = processes_naming(&dir);
+        pids.extend(processes_in_cgroup(&self.cgroup_root));
+        for pid in pids {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("---- ferrokube server log ----\n{}", self.log());
+        }
+    }
+}
+
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+fn processes_in_cgroup(root: &str) -> Vec<u32> {
+    fn walk(dir: &Path, out: &mut Vec<u32>) {
+        if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(s.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(
+        &Path::new("/sys/fs/cgroup/pids").join(root.trim_start_matches('/')),
+        &mut out,
+    );
+    out
+}
+
+/// One HTTP/1.0 GET; returns the whole answer.
+fn http_get(addr: &str) -> Option<String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The STATUS, RESTARTS and IP columns of `kubectl get pod -o wide`.
+fn pod_row(k: &Kubectl, name: &str) -> Option<(String, String, String)> {
+    let out = k.run(&["get", "pod", name, "-o", "wide", "--no-headers"]).stdout;
+    let rows = table(&out);
+    let r = rows.first()?;
+    // NAME READY STATUS RESTARTS [(AGO ago)] AGE IP NODE ...
+    let restarts = r.get(3)?.clone();
+    let ip_col = if r.get(4).is_some_and(|c| c.starts_with('(')) {
+        7
+    } else {
+        5
+    };
+    Some((r.get(2)?.clone(), restarts, r.get(ip_col)?.clone()))
+}
+
+fn wait_running(k: &Kubectl, name: &str) -> String {
+    eventually(
+        &format!("pod {name} to be Running with an IP"),
+        Duration::from_secs(60),
+        || {
+            let (status, _, ip) = pod_row(k, name)?;
+            (status == "Running" && ip.parse::<std::net::Ipv4Addr>().is_ok()).then_some(ip)
+        },
+    )
+}
+
+const VOLUMES_POD: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello from a configmap
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-secret
+stringData:
+  password: s3cr3t
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: two-containers
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: shared
+    emptyDir: {}
+  - name: config
+    configMap:
+      name: web-config
+  - name: secret
+    secret:
+      secretName: web-secret
+  containers:
+  - name: writer
+    image: busybox:1.35
+    command: ["sh", "-c", "echo written by the writer > /mnt/index.html; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    volumeMounts:
+    - name: shared
+      mountPath: /mnt
+  - name: web
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & while true; do sleep 1; done"]
+    volumeMounts:
+    - name: shared
+      mountPath: /www
+    - name: config
+      mountPath: /etc/config
+    - name: secret
+      mountPath: /etc/secret
+      readOnly: true
+"#;
+
+#[test]
+fn pods_run_in_real_containers_and_kubectl_reaches_them() {
+    let mut node = Node::start();
+    let k = node.kubectl("1.33");
+    let k27 = node.kubectl("1.27");
+    let overrides = node.overrides();
+
+    // A crash-looping container first: its back-off runs while the rest of the test does.
+    k.ok(&[
+        "run",
+        "crash",
+        "--image=busybox:1.35",
+        "--overrides",
+        &overrides,
+        "--",
+        "sh",
+        "-c",
+        "echo dying; exit 1",
+    ]);
+
+    // run, get: Running with a pod IP from the node's pod CIDR.
+    k.ok(&[
+        "run",
+        "bb",
+        "--image=busybox:1.35",
+        "--restart=Never",
+        "--overrides",
+        &overrides,
+        "--",
+        "sh",
+        "-c",
+        "echo hello from bb; trap 'exit 0' TERM; while true; do sleep 1; done",
+    ]);
+    let ip = wait_running(&k, "bb");
+    assert!(
+        ip.starts_with(&format!("10.{}.0.", 100 + std::process::id() % 100)),
+        "pod IP {ip} is not from the node's pod CIDR"
+    );
+
+    // logs, both protocols.
+    for kc in [&k, &k27] {
+        let logs = eventually("bb's log", Duration::from_secs(20), || {
+            let out = kc.run(&["logs", "bb"]).stdout;
+            out.contains("hello from bb").then_some(out)
+        });
+        assert_eq!(logs, "hello from bb\n");
+    }
+
+    // exec: output, stdin, exit codes; 1.33 speaks WebSocket v5, 1.27 SPDY/3.1.
+    for kc in [&k, &k27] {
+        assert_eq!(kc.ok(&["exec", "bb", "--", "cat", "/etc/hostname"]), "bb\n");
+        assert_eq!(kc.ok_stdin(&["exec", "-i", "bb", "--", "cat"], "ping\n"), "ping\n");
+        let r = kc.run(&["exec", "bb", "--", "sh", "-c", "echo out; exit 3"]);
+        assert_eq!(r.status.code(), Some(3), "exec exit code: {}", r.stderr);
+        assert_eq!(r.stdout, "out\n");
+        assert!(
+            r.stderr.contains("command terminated with exit code 3"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    // The projected service account volume the admission plugin adds: token, CA, namespace.
+    assert_eq!(
+        k.ok(&[
+            "exec",
+            "bb",
+            "--",
+            "cat",
+            "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        ]),
+        "default"
+    );
+    let token = k.ok(&[
+        "exec",
+        "bb",
+        "--",
+        "cat",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    ]);
+    assert_eq!(token.split('.').count(), 3, "not a JWT: {token:?}");
+    let ca = k.ok(&[
+        "exec",
+        "bb",
+        "--",
+        "cat",
+        "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+    ]);
+    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+
+    // The nginx stand-in answers HTTP on its pod IP from the node, and through port-forward.
+    k.ok(&[
+        "run",
+        "web",
+        "--image=docker.io/ferrokube/busybox-httpd:latest",
+        "--image-pull-policy=IfNotPresent",
+        "--overrides",
+        &overrides,
+    ]);
+    let web_ip = wait_running(&k, "web");
+    let page = eventually("web to answer on its pod IP", Duration::from_secs(20), || {
+        http_get(&format!("{web_ip}:80")).filter(|p| p.contains("200 OK"))
+    });
+    assert!(page.contains("Welcome to busybox httpd!"), "{page}");
+    for (v, kc) in [("1.33", &k), ("1.27", &k27)] {
+        let port = free_port();
+        let out = node.dir.join(format!("port-forward-{v}.out"));
+        let pf = kc.spawn(&["port-forward", "pod/web", &format!("{port}:80")], &out);
+        let o = pf.wait_for("Forwarding from", Duration::from_secs(20));
+        assert!(o.contains("Forwarding from 127.0.0.1"), "kubectl {v} port-forward: {o}");
+        let page = eventually(
+            &format!("an answer through kubectl {v} port-forward"),
+            Duration::from_secs(10),
+            || http_get(&format!("127.0.0.1:{port}")),
+        );
+        assert!(page.contains("Welcome to busybox httpd!"), "{page}");
+        drop(pf);
+    }
+
+    // configMap, secret and a shared emptyDir, inside the containers.
+    let manifest = VOLUMES_POD.replace("NODE", &node.name);
+    k.ok_stdin(&["apply", "-f", "-"], &manifest);
+    wait_running(&k, "two-containers");
+    assert_eq!(
+        k.ok(&["exec", "two-containers", "-c", "web", "--", "cat", "/etc/config/greeting"]),
+        "hello from a configmap"
+    );
+    assert_eq!(
+        k.ok(&["exec", "two-containers", "-c", "web", "--", "cat", "/etc/secret/password"]),
+        "s3cr3t"
+    );
+    let shared = eventually("the writer's file in the shared emptyDir", Duration::from_secs(10), || {
+        let r = k.run(&["exec", "two-containers", "-c", "web", "--", "cat", "/www/index.html"]);
+        r.status.success().then_some(r.stdout)
+    });
+    assert_eq!(shared, "written by the writer\n");
+    let served = k.ok(&[
+        "exec",
+        "two-containers",
+        "-c",
+        "writer",
+        "--",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:8080/index.html",
+    ]);
+    assert_eq!(served, "written by the writer\n");
+
+    // CrashLoopBackOff with growing restarts, and the previous instance's log.
+    let restarts = eventually(
+        "crash to show CrashLoopBackOff after restarts",
+        Duration::from_secs(90),
+        || {
+            let (status, restarts, _) = pod_row(&k, "crash")?;
+            let n: u32 = restarts.parse().ok()?;
+            (status == "CrashLoopBackOff" && n >= 2).then_some(n)
+        },
+    );
+    assert!(restarts >= 2);
+    let describe = k.ok(&["describe", "pod", "crash"]);
+    assert!(describe.contains("Reason:       CrashLoopBackOff"), "{describe}");
+    assert!(describe.contains("Exit Code:    1"), "{describe}");
+    assert!(describe.contains("Back-off restarting failed container"), "{describe}");
+    assert_eq!(k.ok(&["logs", "crash", "--previous"]), "dying\n");
+
+    // delete completes: containers stopped (TERM), then the pod object is gone.
+    let started = Instant::now();
+    k.ok(&["delete", "pod", "bb", "two-containers", "web", "crash", "--grace-period=3"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "delete took {:?}",
+        started.elapsed()
+    );
+    let left = k.ok(&["get", "pods", "--no-headers"]);
+    assert_eq!(left.trim(), "", "pods left after delete: {left}");
+
+    node.stop();
+    let dir = node.dir.display().to_string();
+    assert!(
+        processes_naming(&dir).is_empty(),
+        "containerd or shims left running: {:?}",
+        processes_naming(&dir)
+    );
+}
