@@ -14,6 +14,9 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// The API server: creates/s and latency, gets/s, big Table lists, watch fan-out, memory.
     Api(ApiArgs),
+    /// Pod startup on one real node (its own server, agent and containerd): p50/p99, pods/s,
+    /// agent and containerd RSS.
+    Pods(crate::bench_pods::PodsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -41,6 +44,7 @@ struct ApiArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
+        BenchCommand::Pods(a) => crate::bench_pods::run(a).await,
         BenchCommand::Api(a) => {
             let path = ferrokube_client::kubeconfig_path(a.kubeconfig.as_deref());
             let conn = ferrokube_client::load(&path).await?;

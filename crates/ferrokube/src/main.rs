@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod bench;
+mod bench_pods;
 mod components;
 mod images;
 mod server;
