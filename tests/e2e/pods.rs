@@ -56,6 +56,7 @@ struct Node {
     log: PathBuf,
     name: String,
     cgroup_root: String,
+    args: Vec<String>,
 }
 
 impl Node {
@@ -88,33 +89,75 @@ impl Node {
             String::from_utf8_lossy(&out.stderr)
         );
 
-        let log_path = dir.join("server.log");
-        let log = std::fs::File::create(&log_path).expect("server log");
+        // A static pod, run from the manifest directory and mirrored into the API.
+        let manifests = dir.join("agent/manifests");
+        std::fs::create_dir_all(&manifests).expect("manifests dir");
+        std::fs::write(manifests.join("static-sleeper.yaml"), STATIC_POD).expect("static pod");
+
+        let args: Vec<String> = [
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--node-name",
+            &name,
+            "--kubelet-port",
+            "0",
+            "--cni-bridge",
+            &bridge,
+            "--cgroup-root",
+            &cgroup_root,
+            "--cluster-cidr",
+            &cluster_cidr,
+            "--pod-cidr",
+            &pod_cidr,
+            "--data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.display().to_string()])
+        .collect();
+        let mut node = Node {
+            child: None,
+            kubeconfig: dir.join("admin.kubeconfig"),
+            log: dir.join("server.log"),
+            dir,
+            _tmp: tmp,
+            name,
+            cgroup_root,
+            args,
+        };
+        node.launch();
+        node
+    }
+
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("server log");
         let child = Command::new(ferrokube_bin())
-            .arg("server")
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--bind-address", "127.0.0.1", "--port", "0"])
-            .args(["--node-name", &name, "--kubelet-port", "0"])
-            .args(["--cni-bridge", &bridge, "--cgroup-root", &cgroup_root])
-            .args(["--cluster-cidr", &cluster_cidr, "--pod-cidr", &pod_cidr])
+            .args(&self.args)
             .env("FERROKUBE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start ferrokube server");
-        let node = Node {
-            child: Some(child),
-            kubeconfig: dir.join("admin.kubeconfig"),
-            log: log_path,
-            dir,
-            _tmp: tmp,
-            name,
-            cgroup_root,
-        };
-        node.wait_ready();
-        node
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Stops the server (and so its kubelet and containerd) with SIGTERM and starts it again on
+    /// the same data dir; pods keep running meanwhile.
+    fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+        self.launch();
     }
 
     fn log(&self) -> String {
@@ -175,18 +218,7 @@ impl Node {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        terminate(&mut child);
 
         // Pods, containerd, the bridge, egress rules and cgroups.
         if let Ok(mut c) = Command::new(ferrokube_bin())
@@ -225,6 +257,22 @@ impl Drop for Node {
             eprintln!("---- ferrokube server log ----\n{}", self.log());
         }
     }
+}
+
+/// SIGTERM, up to 20 s to exit, then SIGKILL.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn processes_naming(needle: &str) -> Vec<u32> {
@@ -299,6 +347,20 @@ fn wait_running(k: &Kubectl, name: &str) -> String {
         },
     )
 }
+
+const STATIC_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: static-sleeper
+  namespace: default
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleeper
+    image: busybox:1.35
+    command: ["sh", "-c", "echo static pod up; trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#;
 
 const VOLUMES_POD: &str = r#"
 apiVersion: v1
@@ -518,16 +580,61 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
     assert!(describe.contains("Back-off restarting failed container"), "{describe}");
     assert_eq!(k.ok(&["logs", "crash", "--previous"]), "dying\n");
 
+    // The static pod runs from the manifest directory and is mirrored as `<name>-<node>`.
+    let mirror = format!("static-sleeper-{}", node.name);
+    wait_running(&k, &mirror);
+    let logs = eventually("the static pod's log", Duration::from_secs(20), || {
+        let out = k.run(&["logs", &mirror]).stdout;
+        out.contains("static pod up").then_some(out)
+    });
+    assert_eq!(logs, "static pod up\n");
+    let annotations = k.ok(&["get", "pod", &mirror, "-o", "jsonpath={.metadata.annotations}"]);
+    assert!(annotations.contains("kubernetes.io/config.mirror"), "{annotations}");
+
+    // A kubelet restart (the whole server here) keeps every container: same IDs, no restarts.
+    let ids = |k: &Kubectl| {
+        k.ok(&[
+            "get",
+            "pod",
+            "bb",
+            "web",
+            &mirror,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[*].containerID}/{.status.containerStatuses[*].restartCount} {end}",
+        ])
+    };
+    let before = ids(&k);
+    assert_eq!(before.matches("containerd://").count(), 3, "{before}");
+    assert_eq!(before.matches("/0 ").count(), 3, "{before}");
+    node.restart();
+    assert_eq!(node.log().matches("API server ready").count(), 2);
+    let k = node.kubectl("1.33");
+    wait_running(&k, "bb");
+    assert_eq!(ids(&k), before, "containers changed across a kubelet restart");
+    assert_eq!(k.ok(&["exec", "bb", "--", "cat", "/etc/hostname"]), "bb\n");
+
     // delete completes: containers stopped (TERM), then the pod object is gone.
     let started = Instant::now();
-    k.ok(&["delete", "pod", "bb", "two-containers", "web", "crash", "--grace-period=3"]);
+    k.ok(&[
+        "delete",
+        "pod",
+        "bb",
+        "two-containers",
+        "web",
+        "crash",
+        "--grace-period=3",
+    ]);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "delete took {:?}",
         started.elapsed()
     );
-    let left = k.ok(&["get", "pods", "--no-headers"]);
-    assert_eq!(left.trim(), "", "pods left after delete: {left}");
+    let left = k.ok(&["get", "pods", "-o", "name"]);
+    assert_eq!(
+        left.trim(),
+        format!("pod/{mirror}"),
+        "pods left after delete (only the static pod's mirror should be)"
+    );
 
     node.stop();
     let dir = node.dir.display().to_string();
