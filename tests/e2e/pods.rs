@@ -57,6 +57,8 @@ struct Node {
     name: String,
     cgroup_root: String,
     args: Vec<String>,
+    /// The first three octets of pod addresses (`10.N.0.`).
+    pod_prefix: String,
 }
 
 impl Node {
@@ -67,14 +69,17 @@ impl Node {
             .tempdir()
             .expect("tempdir");
         let dir = tmp.path().to_path_buf();
+        static NODES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = std::process::id();
-        let name = format!("e2e-node-{pid}");
-        let cgroup_root = format!("/ferrokube-e2e-{pid}");
-        // A subnet and bridge of this run's own, so concurrent runs do not share addresses.
-        let octet = 100 + pid % 100;
+        let name = format!("e2e-node-{pid}-{n}");
+        let cgroup_root = format!("/ferrokube-e2e-{pid}-{n}");
+        // A subnet and bridge of this node's own, so concurrent tests and runs do not share
+        // addresses.
+        let octet = 100 + (pid * 3 + n) % 100;
         let cluster_cidr = format!("10.{octet}.0.0/16");
         let pod_cidr = format!("10.{octet}.0.0/24");
-        let bridge = format!("fke{}", pid % 100_000);
+        let bridge = format!("fke{}-{n}", pid % 100_000);
 
         let images = dir.join("agent/images");
         std::fs::create_dir_all(&images).expect("images dir");
@@ -127,6 +132,7 @@ impl Node {
             name,
             cgroup_root,
             args,
+            pod_prefix: format!("10.{octet}.0."),
         };
         node.launch();
         node
@@ -448,7 +454,7 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
     ]);
     let ip = wait_running(&k, "bb");
     assert!(
-        ip.starts_with(&format!("10.{}.0.", 100 + std::process::id() % 100)),
+        ip.starts_with(&node.pod_prefix),
         "pod IP {ip} is not from the node's pod CIDR"
     );
 
@@ -642,5 +648,215 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
         processes_naming(&dir).is_empty(),
         "containerd or shims left running: {:?}",
         processes_naming(&dir)
+    );
+}
+
+const BEHAVIOUR_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: oom
+spec:
+  nodeName: NODE
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: busybox:1.35
+    command: ["sh", "-c", "head -c 200m /dev/zero | tail"]
+    resources:
+      limits:
+        memory: 16Mi
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unhealthy
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:1.35
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    livenessProbe:
+      exec:
+        command: ["cat", "/tmp/healthy"]
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: gated
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    readinessProbe:
+      exec:
+        command: ["test", "-f", "/tmp/ready"]
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: counter
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: count
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.3; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: stubborn
+spec:
+  nodeName: NODE
+  containers:
+  - name: app
+    image: busybox:1.35
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+"#;
+
+/// The READY column of `kubectl get pod`.
+fn ready_column(k: &Kubectl, name: &str) -> Option<String> {
+    let out = k.run(&["get", "pod", name, "--no-headers"]).stdout;
+    table(&out).first()?.get(1).cloned()
+}
+
+/// Runs kubectl under `script`, which gives it a pseudo-terminal as its stdin and stdout.
+fn kubectl_in_pty(k: &Kubectl, args: &str) -> String {
+    let cmd = format!(
+        "{} --cache-dir {} {args}",
+        k.bin.display(),
+        k.home.join("cache").display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .env("HOME", &k.home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs kubectl in a pty");
+    assert!(
+        out.status.success(),
+        "{cmd} in a pty failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn containers_are_killed_probed_and_streamed_as_upstream() {
+    let node = Node::start();
+    let k = node.kubectl("1.33");
+    let k27 = node.kubectl("1.27");
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &BEHAVIOUR_PODS.replace("NODE", &node.name),
+    );
+    for p in ["counter", "gated", "stubborn", "unhealthy"] {
+        wait_running(&k, p);
+    }
+
+    // logs -f, --tail, --timestamps; attach; both protocols.
+    for (v, kc) in [("1.33", &k), ("1.27", &k27)] {
+        let out = node.dir.join(format!("logs-f-{v}.out"));
+        let follow = kc.spawn(&["logs", "-f", "counter"], &out);
+        let o = follow.wait_for("line 5\n", Duration::from_secs(20));
+        assert!(o.starts_with("line 0\nline 1\n"), "kubectl {v} logs -f: {o}");
+        drop(follow);
+        let tail = kc.ok(&["logs", "counter", "--tail=1"]);
+        assert_eq!(tail.lines().count(), 1, "{tail}");
+        assert!(tail.starts_with("line "), "{tail}");
+        let stamped = kc.ok(&["logs", "counter", "--tail=2", "--timestamps"]);
+        for l in stamped.lines() {
+            let (ts, rest) = l.split_once(' ').expect("timestamp and line");
+            assert!(ts.starts_with("20") && ts.ends_with('Z'), "{l}");
+            assert!(rest.starts_with("line "), "{l}");
+        }
+        let out = node.dir.join(format!("attach-{v}.out"));
+        let attach = kc.spawn(&["attach", "counter"], &out);
+        let o = attach.wait_for("line", Duration::from_secs(20));
+        assert!(o.contains("line "), "kubectl {v} attach: {o}");
+    }
+
+    // exec -it through a pseudo-terminal: the command sees a tty.
+    for kc in [&k, &k27] {
+        let out = kubectl_in_pty(kc, "exec -it counter -- sh -c 'tty; echo done'");
+        assert!(out.contains("/dev/pts/"), "{out}");
+        assert!(out.contains("done"), "{out}");
+    }
+
+    // cp out of and into a container (tar through exec).
+    let local = node.dir.join("hostname-copy");
+    for kc in [&k, &k27] {
+        let _ = std::fs::remove_file(&local);
+        kc.ok(&["cp", "counter:/etc/hostname", &local.display().to_string()]);
+        assert_eq!(
+            std::fs::read_to_string(&local).expect("copied file"),
+            "counter\n"
+        );
+    }
+    let upload = node.dir.join("upload.txt");
+    std::fs::write(&upload, "uploaded\n").expect("upload file");
+    k.ok(&["cp", &upload.display().to_string(), "counter:/tmp/upload.txt"]);
+    assert_eq!(
+        k.ok(&["exec", "counter", "--", "cat", "/tmp/upload.txt"]),
+        "uploaded\n"
+    );
+
+    // A memory limit is a cgroup limit: the hog is OOMKilled.
+    eventually("oom to be OOMKilled", Duration::from_secs(60), || {
+        let (status, _, _) = pod_row(&k, "oom")?;
+        (status == "OOMKilled").then_some(())
+    });
+    let reason = k.ok(&[
+        "get",
+        "pod",
+        "oom",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.terminated.reason}/{.status.phase}",
+    ]);
+    assert_eq!(reason, "OOMKilled/Failed");
+
+    // A failing liveness probe restarts the container.
+    eventually(
+        "unhealthy to be restarted by its liveness probe",
+        Duration::from_secs(60),
+        || {
+            let (_, restarts, _) = pod_row(&k, "unhealthy")?;
+            (restarts.parse::<u32>().ok()? >= 1).then_some(())
+        },
+    );
+    let describe = k.ok(&["describe", "pod", "unhealthy"]);
+    assert!(describe.contains("Liveness probe failed"), "{describe}");
+    assert!(
+        describe.contains("Container app failed liveness probe, will be restarted"),
+        "{describe}"
+    );
+
+    // Readiness gates Ready.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ready_column(&k, "gated").as_deref(), Some("0/1"));
+    k.ok(&["exec", "gated", "--", "touch", "/tmp/ready"]);
+    eventually("gated to become Ready", Duration::from_secs(20), || {
+        (ready_column(&k, "gated")? == "1/1").then_some(())
+    });
+
+    // A container ignoring TERM is killed when the grace period ends.
+    let started = Instant::now();
+    k.ok(&["delete", "pod", "stubborn", "--grace-period=3"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(25),
+        "deleting a pod that ignores TERM with a 3 s grace period took {took:?}"
     );
 }
