@@ -860,3 +860,62 @@ fn containers_are_killed_probed_and_streamed_as_upstream() {
         "deleting a pod that ignores TERM with a 3 s grace period took {took:?}"
     );
 }
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("FERROKUBE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: create it with `python3 -m venv .venv && .venv/bin/pip install kubernetes` (scripts/deps does)",
+        venv.display()
+    );
+    venv
+}
+
+#[test]
+fn the_python_client_execs_and_port_forwards_over_websockets() {
+    let node = Node::start();
+    let k = node.kubectl("1.33");
+    k.ok(&[
+        "run",
+        "pyweb",
+        "--image=docker.io/ferrokube/busybox-httpd:latest",
+        "--image-pull-policy=IfNotPresent",
+        "--overrides",
+        &node.overrides(),
+    ]);
+    wait_running(&k, "pyweb");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/python/test_pods.py");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .env("KUBECONFIG", &node.kubeconfig)
+        .env("POD", "pyweb")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let timed_out = matches!(child.try_wait(), Ok(None));
+    if timed_out {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("python output");
+    assert!(
+        !timed_out,
+        "the python pod streaming suite did not finish within 120 s:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python pod streaming suite failed:\n{stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains("Ran 3 tests") && stderr.contains("\nOK"), "{stderr}");
+}
