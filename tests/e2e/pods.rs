@@ -251,7 +251,9 @@ impl Node {
         let mut pids = processes_naming(&dir);
         pids.extend(processes_in_cgroup(&self.cgroup_root));
         for pid in pids {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
@@ -319,8 +321,7 @@ fn processes_in_cgroup(root: &str) -> Vec<u32> {
 
 /// One HTTP/1.0 GET; returns the whole answer.
 fn http_get(addr: &str) -> Option<String> {
-    let mut s =
-        TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
     let mut out = String::new();
@@ -330,7 +331,9 @@ fn http_get(addr: &str) -> Option<String> {
 
 /// The STATUS, RESTARTS and IP columns of `kubectl get pod -o wide`.
 fn pod_row(k: &Kubectl, name: &str) -> Option<(String, String, String)> {
-    let out = k.run(&["get", "pod", name, "-o", "wide", "--no-headers"]).stdout;
+    let out = k
+        .run(&["get", "pod", name, "-o", "wide", "--no-headers"])
+        .stdout;
     let rows = table(&out);
     let r = rows.first()?;
     // NAME READY STATUS RESTARTS [(AGO ago)] AGE IP NODE ...
@@ -470,7 +473,10 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
     // exec: output, stdin, exit codes; 1.33 speaks WebSocket v5, 1.27 SPDY/3.1.
     for kc in [&k, &k27] {
         assert_eq!(kc.ok(&["exec", "bb", "--", "cat", "/etc/hostname"]), "bb\n");
-        assert_eq!(kc.ok_stdin(&["exec", "-i", "bb", "--", "cat"], "ping\n"), "ping\n");
+        assert_eq!(
+            kc.ok_stdin(&["exec", "-i", "bb", "--", "cat"], "ping\n"),
+            "ping\n"
+        );
         let r = kc.run(&["exec", "bb", "--", "sh", "-c", "echo out; exit 3"]);
         assert_eq!(r.status.code(), Some(3), "exec exit code: {}", r.stderr);
         assert_eq!(r.stdout, "out\n");
@@ -519,16 +525,21 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
         &overrides,
     ]);
     let web_ip = wait_running(&k, "web");
-    let page = eventually("web to answer on its pod IP", Duration::from_secs(20), || {
-        http_get(&format!("{web_ip}:80")).filter(|p| p.contains("200 OK"))
-    });
+    let page = eventually(
+        "web to answer on its pod IP",
+        Duration::from_secs(20),
+        || http_get(&format!("{web_ip}:80")).filter(|p| p.contains("200 OK")),
+    );
     assert!(page.contains("Welcome to busybox httpd!"), "{page}");
     for (v, kc) in [("1.33", &k), ("1.27", &k27)] {
         let port = free_port();
         let out = node.dir.join(format!("port-forward-{v}.out"));
         let pf = kc.spawn(&["port-forward", "pod/web", &format!("{port}:80")], &out);
         let o = pf.wait_for("Forwarding from", Duration::from_secs(20));
-        assert!(o.contains("Forwarding from 127.0.0.1"), "kubectl {v} port-forward: {o}");
+        assert!(
+            o.contains("Forwarding from 127.0.0.1"),
+            "kubectl {v} port-forward: {o}"
+        );
         let page = eventually(
             &format!("an answer through kubectl {v} port-forward"),
             Duration::from_secs(10),
@@ -543,17 +554,45 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
     k.ok_stdin(&["apply", "-f", "-"], &manifest);
     wait_running(&k, "two-containers");
     assert_eq!(
-        k.ok(&["exec", "two-containers", "-c", "web", "--", "cat", "/etc/config/greeting"]),
+        k.ok(&[
+            "exec",
+            "two-containers",
+            "-c",
+            "web",
+            "--",
+            "cat",
+            "/etc/config/greeting"
+        ]),
         "hello from a configmap"
     );
     assert_eq!(
-        k.ok(&["exec", "two-containers", "-c", "web", "--", "cat", "/etc/secret/password"]),
+        k.ok(&[
+            "exec",
+            "two-containers",
+            "-c",
+            "web",
+            "--",
+            "cat",
+            "/etc/secret/password"
+        ]),
         "s3cr3t"
     );
-    let shared = eventually("the writer's file in the shared emptyDir", Duration::from_secs(10), || {
-        let r = k.run(&["exec", "two-containers", "-c", "web", "--", "cat", "/www/index.html"]);
-        r.status.success().then_some(r.stdout)
-    });
+    let shared = eventually(
+        "the writer's file in the shared emptyDir",
+        Duration::from_secs(10),
+        || {
+            let r = k.run(&[
+                "exec",
+                "two-containers",
+                "-c",
+                "web",
+                "--",
+                "cat",
+                "/www/index.html",
+            ]);
+            r.status.success().then_some(r.stdout)
+        },
+    );
     assert_eq!(shared, "written by the writer\n");
     let served = k.ok(&[
         "exec",
@@ -581,9 +620,15 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
     );
     assert!(restarts >= 2);
     let describe = k.ok(&["describe", "pod", "crash"]);
-    assert!(describe.contains("Reason:       CrashLoopBackOff"), "{describe}");
+    assert!(
+        describe.contains("Reason:       CrashLoopBackOff"),
+        "{describe}"
+    );
     assert!(describe.contains("Exit Code:    1"), "{describe}");
-    assert!(describe.contains("Back-off restarting failed container"), "{describe}");
+    assert!(
+        describe.contains("Back-off restarting failed container"),
+        "{describe}"
+    );
     assert_eq!(k.ok(&["logs", "crash", "--previous"]), "dying\n");
 
     // The static pod runs from the manifest directory and is mirrored as `<name>-<node>`.
@@ -594,8 +639,17 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
         out.contains("static pod up").then_some(out)
     });
     assert_eq!(logs, "static pod up\n");
-    let annotations = k.ok(&["get", "pod", &mirror, "-o", "jsonpath={.metadata.annotations}"]);
-    assert!(annotations.contains("kubernetes.io/config.mirror"), "{annotations}");
+    let annotations = k.ok(&[
+        "get",
+        "pod",
+        &mirror,
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(
+        annotations.contains("kubernetes.io/config.mirror"),
+        "{annotations}"
+    );
 
     // A kubelet restart (the whole server here) keeps every container: same IDs, no restarts.
     let ids = |k: &Kubectl| {
@@ -616,7 +670,11 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
     assert_eq!(node.log().matches("API server ready").count(), 2);
     let k = node.kubectl("1.33");
     wait_running(&k, "bb");
-    assert_eq!(ids(&k), before, "containers changed across a kubelet restart");
+    assert_eq!(
+        ids(&k),
+        before,
+        "containers changed across a kubelet restart"
+    );
     assert_eq!(k.ok(&["exec", "bb", "--", "cat", "/etc/hostname"]), "bb\n");
 
     // delete completes: containers stopped (TERM), then the pod object is gone.
@@ -771,7 +829,10 @@ fn containers_are_killed_probed_and_streamed_as_upstream() {
         let out = node.dir.join(format!("logs-f-{v}.out"));
         let follow = kc.spawn(&["logs", "-f", "counter"], &out);
         let o = follow.wait_for("line 5\n", Duration::from_secs(20));
-        assert!(o.starts_with("line 0\nline 1\n"), "kubectl {v} logs -f: {o}");
+        assert!(
+            o.starts_with("line 0\nline 1\n"),
+            "kubectl {v} logs -f: {o}"
+        );
         drop(follow);
         let tail = kc.ok(&["logs", "counter", "--tail=1"]);
         assert_eq!(tail.lines().count(), 1, "{tail}");
@@ -807,7 +868,11 @@ fn containers_are_killed_probed_and_streamed_as_upstream() {
     }
     let upload = node.dir.join("upload.txt");
     std::fs::write(&upload, "uploaded\n").expect("upload file");
-    k.ok(&["cp", &upload.display().to_string(), "counter:/tmp/upload.txt"]);
+    k.ok(&[
+        "cp",
+        &upload.display().to_string(),
+        "counter:/tmp/upload.txt",
+    ]);
     assert_eq!(
         k.ok(&["exec", "counter", "--", "cat", "/tmp/upload.txt"]),
         "uploaded\n"
@@ -887,7 +952,8 @@ fn the_python_client_execs_and_port_forwards_over_websockets() {
         &node.overrides(),
     ]);
     wait_running(&k, "pyweb");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/python/test_pods.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/python/test_pods.py");
     let mut child = Command::new(python())
         .arg(&script)
         .env("KUBECONFIG", &node.kubeconfig)
@@ -917,5 +983,8 @@ fn the_python_client_execs_and_port_forwards_over_websockets() {
         "python pod streaming suite failed:\n{stderr}\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(stderr.contains("Ran 3 tests") && stderr.contains("\nOK"), "{stderr}");
+    assert!(
+        stderr.contains("Ran 3 tests") && stderr.contains("\nOK"),
+        "{stderr}"
+    );
 }

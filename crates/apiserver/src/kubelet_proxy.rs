@@ -72,7 +72,11 @@ impl KubeletClient {
     /// A client presenting `cert_pem`/`key_pem`. With `kubelet_ca_pem` kubelets' serving
     /// certificates are verified against it (`--kubelet-certificate-authority`); without, they
     /// are not, which is upstream's default (kubelets often serve self-signed certificates).
-    pub fn new(cert_pem: &str, key_pem: &str, kubelet_ca_pem: Option<&str>) -> Result<Self, String> {
+    pub fn new(
+        cert_pem: &str,
+        key_pem: &str,
+        kubelet_ca_pem: Option<&str>,
+    ) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
@@ -131,7 +135,9 @@ async fn kubelet_of(srv: &Arc<ApiServer>, node: &str) -> Result<Kubelet, ApiErro
     let host = pick("InternalIP")
         .or_else(|| pick("ExternalIP"))
         .or_else(|| pick("Hostname"))
-        .ok_or_else(|| ApiError::service_unavailable("no preferred addresses found; known addresses: []"))?;
+        .ok_or_else(|| {
+            ApiError::service_unavailable("no preferred addresses found; known addresses: []")
+        })?;
     let port = n
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_u64)
@@ -159,7 +165,12 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String
     let ephemeral = container_names(pod, "ephemeralContainers");
     match asked.filter(|c| !c.is_empty()) {
         Some(c) => {
-            if regular.iter().chain(&init).chain(&ephemeral).any(|n| n == c) {
+            if regular
+                .iter()
+                .chain(&init)
+                .chain(&ephemeral)
+                .any(|n| n == c)
+            {
                 Ok(c.to_string())
             } else {
                 Err(ApiError::bad_request(format!(
@@ -180,10 +191,16 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String
                 regular.join(" ")
             );
             if !init.is_empty() {
-                msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
+                msg.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    init.join(" ")
+                ));
             }
             if !ephemeral.is_empty() {
-                msg.push_str(&format!(" or one of the ephemeral containers: [{}]", ephemeral.join(" ")));
+                msg.push_str(&format!(
+                    " or one of the ephemeral containers: [{}]",
+                    ephemeral.join(" ")
+                ));
             }
             Err(ApiError::bad_request(msg))
         }
@@ -191,13 +208,25 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String
 }
 
 /// Upstream's log checks against the container's status.
-fn check_log_status(pod: &Value, name: &str, container: &str, previous: bool) -> Result<(), ApiError> {
-    let statuses = ["containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"]
-        .iter()
-        .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
-        .flatten()
-        .find(|s| s["name"] == container)
-        .cloned();
+fn check_log_status(
+    pod: &Value,
+    name: &str,
+    container: &str,
+    previous: bool,
+) -> Result<(), ApiError> {
+    let statuses = [
+        "containerStatuses",
+        "initContainerStatuses",
+        "ephemeralContainerStatuses",
+    ]
+    .iter()
+    .filter_map(|k| {
+        pod.pointer(&format!("/status/{k}"))
+            .and_then(Value::as_array)
+    })
+    .flatten()
+    .find(|s| s["name"] == container)
+    .cloned();
     let Some(s) = statuses else {
         return Err(ApiError::bad_request(format!(
             "container {container:?} in pod {name:?} is waiting to start: ContainerCreating"
@@ -218,7 +247,8 @@ fn check_log_status(pod: &Value, name: &str, container: &str, previous: bool) ->
                 "ErrImagePull" | "ImagePullBackOff" => "image can't be pulled",
                 r => r,
             };
-            let msg = format!("container {container:?} in pod {name:?} is waiting to start: {reason}");
+            let msg =
+                format!("container {container:?} in pod {name:?} is waiting to start: {reason}");
             return Err(ApiError::bad_request(msg));
         }
     }
@@ -252,7 +282,14 @@ pub async fn proxy(
     if info.resource == "nodes" {
         let k = kubelet_of(srv, &rr.name).await?;
         let q = pass_query(&call.raw_query, &[]);
-        let path = format!("/{rest}{}", if q.is_empty() { String::new() } else { format!("?{q}") });
+        let path = format!(
+            "/{rest}{}",
+            if q.is_empty() {
+                String::new()
+            } else {
+                format!("?{q}")
+            }
+        );
         return forward(srv, call, &k, &path, body).await;
     }
     if info.resource != "pods" {
@@ -261,7 +298,10 @@ pub async fn proxy(
             info.resource, rr.subresource
         )));
     }
-    let pod = srv.registry.get(info, &rr.namespace, &rr.name, None).await?;
+    let pod = srv
+        .registry
+        .get(info, &rr.namespace, &rr.name, None)
+        .await?;
     let node = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
@@ -278,7 +318,10 @@ pub async fn proxy(
         "log" => {
             let c = pick_container(&pod, &rr.name, call.query.get("container"))?;
             check_log_status(&pod, &rr.name, &c, call.query.flag("previous"))?;
-            let q = pass_query(&call.raw_query, &["container", "insecureSkipTLSVerifyBackend", "pretty"]);
+            let q = pass_query(
+                &call.raw_query,
+                &["container", "insecureSkipTLSVerifyBackend", "pretty"],
+            );
             format!("/containerLogs/{ns}/{name}/{}?{q}", enc(&c))
         }
         "exec" | "attach" => {
@@ -313,7 +356,10 @@ fn is_upgrade(h: &HeaderMap) -> bool {
     h.get(http::header::UPGRADE).is_some()
 }
 
-async fn connect(srv: &Arc<ApiServer>, k: &Kubelet) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ApiError> {
+async fn connect(
+    srv: &Arc<ApiServer>,
+    k: &Kubelet,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ApiError> {
     let client = srv.kubelet_client.read().clone().ok_or_else(|| {
         ApiError::service_unavailable("the API server has no kubelet client credentials")
     })?;
@@ -323,10 +369,13 @@ async fn connect(srv: &Arc<ApiServer>, k: &Kubelet) -> Result<tokio_rustls::clie
         k.host.clone()
     };
     let addr = format!("{host}:{}", k.port);
-    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr))
-        .await
-        .map_err(|_| ApiError::service_unavailable(format!("dial tcp {addr}: i/o timeout")))?
-        .map_err(|e| ApiError::service_unavailable(format!("dial tcp {addr}: {e}")))?;
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    .map_err(|_| ApiError::service_unavailable(format!("dial tcp {addr}: i/o timeout")))?
+    .map_err(|e| ApiError::service_unavailable(format!("dial tcp {addr}: {e}")))?;
     let _ = tcp.set_nodelay(true);
     let name = rustls::pki_types::ServerName::try_from(k.host.clone())
         .map_err(|e| ApiError::internal(format!("kubelet address {}: {e}", k.host)))?;
@@ -348,9 +397,10 @@ async fn forward(
     if is_upgrade(&call.headers) {
         return upgrade(call, stream, &format!("{}:{}", k.host, k.port), path).await;
     }
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| ApiError::service_unavailable(format!("error dialing backend: {e}")))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| ApiError::service_unavailable(format!("error dialing backend: {e}")))?;
     tokio::spawn(conn);
     let mut req = http::Request::builder()
         .method(call.method.clone())
@@ -364,17 +414,18 @@ async fn forward(
     let req = req
         .body(http_body_util::Full::new(body))
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| ApiError::service_unavailable(format!("error trying to reach the kubelet: {e}")))?;
+    let resp = sender.send_request(req).await.map_err(|e| {
+        ApiError::service_unavailable(format!("error trying to reach the kubelet: {e}"))
+    })?;
     let (parts, incoming) = resp.into_parts();
     let stream = http_body_util::BodyStream::new(incoming);
     use futures::StreamExt;
-    let frames = stream.take_while(|f| futures::future::ready(f.is_ok())).filter_map(|f| {
-        futures::future::ready(f.ok().map(Ok::<_, std::convert::Infallible>))
-    });
-    let mut out = Response::new(http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(frames)));
+    let frames = stream
+        .take_while(|f| futures::future::ready(f.is_ok()))
+        .filter_map(|f| futures::future::ready(f.ok().map(Ok::<_, std::convert::Infallible>)));
+    let mut out = Response::new(http_body_util::BodyExt::boxed(
+        http_body_util::StreamBody::new(frames),
+    ));
     *out.status_mut() = parts.status;
     for (n, v) in parts.headers.iter() {
         if !HOP.contains(&n.as_str()) && n != http::header::CONNECTION {
@@ -386,7 +437,12 @@ async fn forward(
 
 /// Replays an upgrade request to the kubelet; on 101, answers the client alike and joins the
 /// two connections.
-async fn upgrade<S>(call: &Call, mut kubelet: S, host: &str, path: &str) -> Result<Response<Body>, ApiError>
+async fn upgrade<S>(
+    call: &Call,
+    mut kubelet: S,
+    host: &str,
+    path: &str,
+) -> Result<Response<Body>, ApiError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -400,24 +456,26 @@ where
         }
     }
     head.push_str("\r\n");
-    kubelet
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|e| ApiError::service_unavailable(format!("error trying to reach the kubelet: {e}")))?;
+    kubelet.write_all(head.as_bytes()).await.map_err(|e| {
+        ApiError::service_unavailable(format!("error trying to reach the kubelet: {e}"))
+    })?;
     let mut buf = BytesMut::with_capacity(2048);
     let end = loop {
-        let n = kubelet
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| ApiError::service_unavailable(format!("error trying to reach the kubelet: {e}")))?;
+        let n = kubelet.read_buf(&mut buf).await.map_err(|e| {
+            ApiError::service_unavailable(format!("error trying to reach the kubelet: {e}"))
+        })?;
         if n == 0 {
-            return Err(ApiError::service_unavailable("the kubelet closed the connection"));
+            return Err(ApiError::service_unavailable(
+                "the kubelet closed the connection",
+            ));
         }
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break p + 4;
         }
         if buf.len() > 64 * 1024 {
-            return Err(ApiError::service_unavailable("oversized response from the kubelet"));
+            return Err(ApiError::service_unavailable(
+                "oversized response from the kubelet",
+            ));
         }
     };
     let text = String::from_utf8_lossy(&buf[..end]).to_string();
@@ -463,9 +521,11 @@ where
         }
         return Ok(r);
     }
-    let on_upgrade = call.upgrade.lock().take().ok_or_else(|| {
-        ApiError::bad_request("this connection cannot be upgraded")
-    })?;
+    let on_upgrade = call
+        .upgrade
+        .lock()
+        .take()
+        .ok_or_else(|| ApiError::bad_request("this connection cannot be upgraded"))?;
     tokio::spawn(async move {
         let Ok(client) = on_upgrade.await else {
             return;
@@ -487,37 +547,54 @@ where
 }
 
 /// `pods/proxy`: HTTP to the pod itself (`name`, `name:port` or `scheme:name:port`).
-async fn pod_proxy(pod: &Value, name: &str, rest: &str, call: &Call, body: Bytes) -> Result<Response<Body>, ApiError> {
+async fn pod_proxy(
+    pod: &Value,
+    name: &str,
+    rest: &str,
+    call: &Call,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let ip = pod
         .pointer("/status/podIP")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::service_unavailable(format!("address not allowed: pod {name} has no IP")))?
+        .ok_or_else(|| {
+            ApiError::service_unavailable(format!("address not allowed: pod {name} has no IP"))
+        })?
         .to_string();
     let port = pod
         .pointer("/spec/containers/0/ports/0/containerPort")
         .and_then(Value::as_u64)
         .unwrap_or(80);
     let addr = format!("{ip}:{port}");
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .map_err(|e| ApiError::service_unavailable(format!("error trying to reach service: dial tcp {addr}: {e}")))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .map_err(|e| ApiError::service_unavailable(e.to_string()))?;
+    let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
+        ApiError::service_unavailable(format!(
+            "error trying to reach service: dial tcp {addr}: {e}"
+        ))
+    })?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| ApiError::service_unavailable(e.to_string()))?;
     tokio::spawn(conn);
     let q = pass_query(&call.raw_query, &[]);
-    let path = format!("/{rest}{}", if q.is_empty() { String::new() } else { format!("?{q}") });
+    let path = format!(
+        "/{rest}{}",
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{q}")
+        }
+    );
     let req = http::Request::builder()
         .method(call.method.clone())
         .uri(path)
         .header(http::header::HOST, addr)
         .body(http_body_util::Full::new(body))
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| ApiError::service_unavailable(format!("error trying to reach service: {e}")))?;
+    let resp = sender.send_request(req).await.map_err(|e| {
+        ApiError::service_unavailable(format!("error trying to reach service: {e}"))
+    })?;
     let (parts, b) = resp.into_parts();
     let bytes = b.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let mut r = Response::new(response::full(bytes));
@@ -570,7 +647,10 @@ mod tests {
     #[test]
     fn repeated_parameters_pass_through_and_named_ones_are_dropped() {
         assert_eq!(
-            pass_query("command=sh&command=-c&container=x&stdout=true", &["container"]),
+            pass_query(
+                "command=sh&command=-c&container=x&stdout=true",
+                &["container"]
+            ),
             "command=sh&command=-c&stdout=true"
         );
     }

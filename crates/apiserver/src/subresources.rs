@@ -49,7 +49,7 @@ pub async fn handle(
         "binding" => binding(srv, call, rr, body).await,
         "eviction" => eviction(srv, call, rr, body).await,
         "token" => token(srv, call, rr, body).await,
-                "log" | "exec" | "attach" | "portforward" | "proxy" => {
+        "log" | "exec" | "attach" | "portforward" | "proxy" => {
             crate::kubelet_proxy::proxy(srv, call, rr, body).await
         }
         _ => Err(ApiError::not_found(info.group, info.resource, &rr.name)),
@@ -365,4 +365,3 @@ async fn eviction(
         .await?;
     Ok(response::json_value(StatusCode::CREATED, &success(201)))
 }
-

@@ -332,7 +332,9 @@ pub async fn run(a: PodsArgs) -> anyhow::Result<()> {
     ));
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let list = pods.list(&ListParams::default().labels("app=bench-pods")).await?;
+    let list = pods
+        .list(&ListParams::default().labels("app=bench-pods"))
+        .await?;
     let rv = list.metadata.resource_version.unwrap_or_default();
     let stream = pods
         .watch(&WatchParams::default().labels("app=bench-pods"), &rv)
@@ -427,13 +429,17 @@ pub async fn run(a: PodsArgs) -> anyhow::Result<()> {
             &ListParams::default().labels("app=bench-pods"),
         )
         .await;
-    let gone = wait_for("the pods to be deleted", Duration::from_secs(120), || async {
-        let l = pods
-            .list(&ListParams::default().labels("app=bench-pods"))
-            .await
-            .ok()?;
-        l.items.is_empty().then_some(())
-    })
+    let gone = wait_for(
+        "the pods to be deleted",
+        Duration::from_secs(120),
+        || async {
+            let l = pods
+                .list(&ListParams::default().labels("app=bench-pods"))
+                .await
+                .ok()?;
+            l.items.is_empty().then_some(())
+        },
+    )
     .await;
     drop(cluster);
     gone?;
