@@ -43,6 +43,10 @@ pub struct ApiObjects {
     client: kube::Client,
     config_maps: Cached<ConfigMap>,
     secrets: Cached<Secret>,
+    /// Service account tokens by namespace, account, audience, lifetime and pod: reused until
+    /// 80% of their lifetime has passed, as upstream's token manager does, so a pod resync does
+    /// not cost a TokenRequest.
+    tokens: Mutex<HashMap<String, (Instant, Duration, String)>>,
 }
 
 impl ApiObjects {
@@ -51,6 +55,7 @@ impl ApiObjects {
             client,
             config_maps: Mutex::new(HashMap::new()),
             secrets: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -128,6 +133,16 @@ impl Objects for ApiObjects {
         use k8s_openapi::api::authentication::v1::{
             BoundObjectReference, TokenRequest, TokenRequestSpec,
         };
+        let key = format!(
+            "{namespace}/{service_account}/{}/{expiration_seconds}/{}",
+            audience.as_deref().unwrap_or(""),
+            pod.1
+        );
+        if let Some((at, ttl, token)) = self.tokens.lock().get(&key)
+            && at.elapsed() < ttl.mul_f64(0.8)
+        {
+            return Ok(token.clone());
+        }
         let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(self.client.clone(), namespace);
         let req = TokenRequest {
@@ -147,8 +162,15 @@ impl Objects for ApiObjects {
             .create_token_request(service_account, &Default::default(), &req)
             .await
             .map_err(|e| e.to_string())?;
-        resp.status
+        let token = resp
+            .status
             .map(|s| s.token)
-            .ok_or_else(|| "the token request returned no token".to_string())
+            .ok_or_else(|| "the token request returned no token".to_string())?;
+        let ttl = Duration::from_secs(expiration_seconds.max(1) as u64);
+        let mut tokens = self.tokens.lock();
+        // Tokens past their lifetime belong to pods long gone or are refreshed anyway.
+        tokens.retain(|_, (at, ttl, _)| at.elapsed() < *ttl);
+        tokens.insert(key, (Instant::now(), ttl, token.clone()));
+        Ok(token)
     }
 }
