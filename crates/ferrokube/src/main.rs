@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod components;
+mod scheduler;
 mod server;
 
 #[derive(Parser)]
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API server (and, with later releases, scheduler, controllers and a node agent).
     Server(server::ServerArgs),
+    /// Run the scheduler alone against a cluster.
+    Scheduler(scheduler::SchedulerArgs),
     /// Measure a running cluster.
     Bench(bench::BenchArgs),
 }
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
+        Command::Scheduler(args) => rt.block_on(scheduler::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }
