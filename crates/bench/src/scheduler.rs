@@ -260,6 +260,13 @@ pub async fn prepare(client: &kube::Client, o: &Options) -> Result<()> {
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": v["status"]})))
                 .await
                 .map_err(|e| api_err("node status", e))?;
+            // Nodes are created with admission's not-ready NoSchedule taint; the node
+            // lifecycle controller lifts it once the node is Ready, but the in-process run
+            // has no controllers, so lift it here for both.
+            nodes
+                .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": null}})))
+                .await
+                .map_err(|e| api_err("node taints", e))?;
             Ok(())
         })
     })

@@ -286,6 +286,16 @@ pub async fn add_node(
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .expect("node status");
+    // Admission (TaintNodesByCondition) creates nodes with the not-ready NoSchedule taint;
+    // the node lifecycle controller, not running here, lifts it once the node is Ready.
+    nodes
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"taints": taints}})),
+        )
+        .await
+        .expect("node taints");
 }
 
 /// A pod template like the seed's Deployments: app=xiuxian, one container.
