@@ -196,9 +196,10 @@ fn describe_pod_shows_upstreams_failed_scheduling_and_scheduled_events() {
     });
     let line = out
         .lines()
-        .find(|l| l.contains("Scheduled"))
+        .find(|l| l.contains("Successfully assigned"))
         .expect("event line");
-    assert!(line.trim_start().starts_with("Normal"), "{line}");
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[..2], ["Normal", "Scheduled"], "{line}");
     assert!(line.contains("default-scheduler"), "{line}");
     let node = node_of(&k, "web");
     assert!(node == "worker232" || node == "worker233", "{node}");
