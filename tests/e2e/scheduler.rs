@@ -54,7 +54,12 @@ fn seed_nodes(k: &Kubectl) {
         "the not-ready taints to be lifted",
         Duration::from_secs(30),
         || {
-            let t = k.ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.taints[*].key}"]);
+            let t = k.ok(&[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={.items[*].spec.taints[*].key}",
+            ]);
             (!t.contains("node.kubernetes.io/not-ready")).then_some(())
         },
     );
@@ -145,10 +150,7 @@ fn assert_failed_event(k: &Kubectl, pod: &str, want: &str) {
             l.iter().any(|l| l.trim_end().ends_with(want)).then_some(l)
         },
     );
-    let line = lines
-        .iter()
-        .find(|l| l.trim_end().ends_with(want))
-        .unwrap();
+    let line = lines.iter().find(|l| l.trim_end().ends_with(want)).unwrap();
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols[1], "Warning", "{line}");
     assert_eq!(cols[2], "FailedScheduling", "{line}");
@@ -310,7 +312,10 @@ fn host_ports_host_network_node_selector_and_taints_place_pods_as_in_the_seed() 
     k.ok(&["taint", "node", "worker232", "school=oldboyedu:NoSchedule"]);
     k.ok(&["taint", "node", "worker233", "class=linux:NoExecute"]);
     let t = k.ok(&["describe", "node", "worker233"]);
-    assert!(t.contains("Taints:             class=linux:NoExecute"), "{t}");
+    assert!(
+        t.contains("Taints:             class=linux:NoExecute"),
+        "{t}"
+    );
     k.ok(&["run", "plain", "--image=nginx"]);
     let want_taints = "0/3 nodes are available: 1 node(s) had untolerated taint {class: linux}, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 1 node(s) had untolerated taint {school: oldboyedu}. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.";
     assert_eq!(wait_unschedulable(&k, "plain"), want_taints);
@@ -459,17 +464,15 @@ fn all_bound(k: &Kubectl, names: &[String]) -> bool {
 
 #[test]
 fn two_scheduler_processes_elect_one_leader_and_the_other_takes_over_when_it_is_killed() {
-    let s = Server::start_with(&[
-        "--node-monitor-grace-period",
-        "1h",
-        "--disable-scheduler",
-    ]);
+    let s = Server::start_with(&["--node-monitor-grace-period", "1h", "--disable-scheduler"]);
     let k = s.kubectl("1.33");
     seed_nodes(&k);
     let mut a = SchedulerProcess::start(&s.kubeconfig, s.dir.join("scheduler-a.log"));
-    eventually("the first scheduler to lead", Duration::from_secs(30), || {
-        a.leading().then_some(())
-    });
+    eventually(
+        "the first scheduler to lead",
+        Duration::from_secs(30),
+        || a.leading().then_some(()),
+    );
     let holder_a = lease_holder(&k);
     assert!(!holder_a.is_empty());
     let b = SchedulerProcess::start(&s.kubeconfig, s.dir.join("scheduler-b.log"));
@@ -496,13 +499,12 @@ fn two_scheduler_processes_elect_one_leader_and_the_other_takes_over_when_it_is_
     );
     let took = killed.elapsed();
     // Lease duration 15 s, plus one retry period (2 s) for the standby to notice.
-    assert!(
-        took <= Duration::from_secs(17),
-        "took over after {took:?}"
+    assert!(took <= Duration::from_secs(17), "took over after {took:?}");
+    eventually(
+        "pods bound by the new leader",
+        Duration::from_secs(30),
+        || all_bound(&k, &second).then_some(()),
     );
-    eventually("pods bound by the new leader", Duration::from_secs(30), || {
-        all_bound(&k, &second).then_some(())
-    });
 
     // Nothing was bound twice: one Scheduled event per pod, each seen once.
     let out = k.ok(&[

@@ -160,7 +160,8 @@ fn pod_json(i: usize, o: &Options) -> Value {
         Workload::Preemption => {
             p["spec"]["priorityClassName"] = json!("bench-high");
             p["spec"]["priority"] = json!(1000);
-            p["spec"]["containers"][0]["resources"]["requests"] = json!({"cpu": "900m", "memory": "100Mi"});
+            p["spec"]["containers"][0]["resources"]["requests"] =
+                json!({"cpu": "900m", "memory": "100Mi"});
         }
     }
     p
@@ -213,11 +214,17 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 pub async fn cleanup(client: &kube::Client) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let _ = pods
-        .delete_collection(&DeleteParams::default().grace_period(0), &ListParams::default())
+        .delete_collection(
+            &DeleteParams::default().grace_period(0),
+            &ListParams::default(),
+        )
         .await;
     let nodes: Api<Node> = Api::all(client.clone());
     let _ = nodes
-        .delete_collection(&DeleteParams::default(), &ListParams::default().labels("ferrokube.io/bench=scheduler"))
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("ferrokube.io/bench=scheduler"),
+        )
         .await;
     Ok(())
 }
@@ -225,7 +232,8 @@ pub async fn cleanup(client: &kube::Client) -> Result<()> {
 /// Creates the nodes and (for preemption) the victims; the cluster is ready for the pods.
 pub async fn prepare(client: &kube::Client, o: &Options) -> Result<()> {
     let ns: Api<Namespace> = Api::all(client.clone());
-    let nsobj: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).expect("ns");
+    let nsobj: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).expect("ns");
     match ns.create(&PostParams::default(), &nsobj).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -235,7 +243,8 @@ pub async fn prepare(client: &kube::Client, o: &Options) -> Result<()> {
         let pcs: Api<PriorityClass> = Api::all(client.clone());
         for (name, v) in [("bench-low", 10), ("bench-high", 1000)] {
             let pc: PriorityClass =
-                serde_json::from_value(json!({"metadata": {"name": name}, "value": v})).expect("pc");
+                serde_json::from_value(json!({"metadata": {"name": name}, "value": v}))
+                    .expect("pc");
             match pcs.create(&PostParams::default(), &pc).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -257,14 +266,22 @@ pub async fn prepare(client: &kube::Client, o: &Options) -> Result<()> {
                 Err(e) => return Err(api_err("create node", e)),
             }
             nodes
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": v["status"]})))
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": v["status"]})),
+                )
                 .await
                 .map_err(|e| api_err("node status", e))?;
             // Nodes are created with admission's not-ready NoSchedule taint; the node
             // lifecycle controller lifts it once the node is Ready, but the in-process run
             // has no controllers, so lift it here for both.
             nodes
-                .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"taints": null}})))
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"taints": null}})),
+                )
                 .await
                 .map_err(|e| api_err("node taints", e))?;
             Ok(())
@@ -277,7 +294,9 @@ pub async fn prepare(client: &kube::Client, o: &Options) -> Result<()> {
             let pods = pods.clone();
             Box::pin(async move {
                 let p: Pod = serde_json::from_value(victim_json(i)).expect("pod json");
-                pods.create(&PostParams::default(), &p).await.map_err(|e| api_err("create victim", e))?;
+                pods.create(&PostParams::default(), &p)
+                    .await
+                    .map_err(|e| api_err("create victim", e))?;
                 Ok(())
             })
         })
@@ -318,7 +337,11 @@ pub async fn measure(
                 let now = Instant::now();
                 let mut m = bound_at.lock();
                 for p in objs {
-                    if p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()) {
+                    if p.spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_deref())
+                        .is_some_and(|n| !n.is_empty())
+                    {
                         m.entry(p.metadata.name.unwrap_or_default()).or_insert(now);
                     }
                 }
@@ -332,7 +355,9 @@ pub async fn measure(
         let v = pod_json(i, o);
         Box::pin(async move {
             let p: Pod = serde_json::from_value(v).expect("pod json");
-            pods.create(&PostParams::default(), &p).await.map_err(|e| api_err("create pod", e))?;
+            pods.create(&PostParams::default(), &p)
+                .await
+                .map_err(|e| api_err("create pod", e))?;
             Ok(())
         })
     })
@@ -368,7 +393,11 @@ pub async fn measure(
         nodes: o.nodes,
         pods: o.pods,
         bound: m.len(),
-        pods_per_s: if span > 0.0 { (m.len().saturating_sub(1)) as f64 / span } else { 0.0 },
+        pods_per_s: if span > 0.0 {
+            (m.len().saturating_sub(1)) as f64 / span
+        } else {
+            0.0
+        },
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
         rss_mb,
@@ -383,7 +412,11 @@ pub fn self_rss_mb() -> f64 {
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next().and_then(|k| k.parse::<f64>().ok()))
+                .and_then(|v| {
+                    v.split_whitespace()
+                        .next()
+                        .and_then(|k| k.parse::<f64>().ok())
+                })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)

@@ -70,8 +70,9 @@ struct ApiArgs {
 
 async fn scheduler(a: SchedulerArgs) -> anyhow::Result<()> {
     use ferrokube_bench::scheduler as b;
-    let workload = b::Workload::parse(&a.workload)
-        .ok_or_else(|| anyhow::anyhow!("--workload must be basic, affinity, spread or preemption"))?;
+    let workload = b::Workload::parse(&a.workload).ok_or_else(|| {
+        anyhow::anyhow!("--workload must be basic, affinity, spread or preemption")
+    })?;
     let opts = b::Options {
         nodes: a.nodes,
         pods: a.pods,
@@ -104,14 +105,23 @@ async fn scheduler(a: SchedulerArgs) -> anyhow::Result<()> {
             ferrokube_client::in_process(ferrokube_apiserver::in_process::InProcess::new(srv));
         say(&format!("creating {} nodes", opts.nodes));
         b::prepare(&client, &opts).await?;
-        say(&format!("creating {} pods, then starting the scheduler", opts.pods));
+        say(&format!(
+            "creating {} pods, then starting the scheduler",
+            opts.pods
+        ));
         let c = client.clone();
         let token = cancel.clone();
         let start: Box<dyn FnOnce() + Send> = Box::new(move || {
             let mut config = ferrokube_scheduler::Config::default();
             config.leader_election.leader_elect = false;
             let informers = ferrokube_client::Informers::new(c.clone(), token.clone());
-            tokio::spawn(ferrokube_scheduler::run(c, informers, config, "bench".into(), token));
+            tokio::spawn(ferrokube_scheduler::run(
+                c,
+                informers,
+                config,
+                "bench".into(),
+                token,
+            ));
         });
         b::measure(&client, &opts, Some(start), b::self_rss_mb).await?
     } else {
@@ -121,7 +131,10 @@ async fn scheduler(a: SchedulerArgs) -> anyhow::Result<()> {
         b::cleanup(&client).await?;
         say(&format!("creating {} nodes", opts.nodes));
         b::prepare(&client, &opts).await?;
-        say(&format!("creating {} pods (the server's scheduler binds them meanwhile)", opts.pods));
+        say(&format!(
+            "creating {} pods (the server's scheduler binds them meanwhile)",
+            opts.pods
+        ));
         let rss_client = client.clone();
         let rss = std::sync::Arc::new(server_rss_mb(rss_client).await);
         let report = b::measure(&client, &opts, None, move || *rss).await?;
@@ -138,7 +151,9 @@ async fn scheduler(a: SchedulerArgs) -> anyhow::Result<()> {
 
 /// The server's RSS from its /metrics (the scheduler runs inside `ferrokube server`).
 async fn server_rss_mb(client: kube::Client) -> f64 {
-    let req = http::Request::get("/metrics").body(Vec::new()).expect("request");
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
     match client.request_text(req).await {
         Ok(text) => text
             .lines()

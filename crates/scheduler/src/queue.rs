@@ -36,12 +36,15 @@ pub struct QueuedPodInfo {
 
 type ActiveKey = (Reverse<i32>, Instant, u64);
 
+/// A queued pod with its key in `active` or in `backoff`.
+type Queued = (QueuedPodInfo, Option<ActiveKey>, Option<(Instant, u64)>);
+
 #[derive(Default)]
 struct Inner {
     active: BTreeMap<ActiveKey, String>,
     backoff: BTreeMap<(Instant, u64), String>,
     /// Pods in `active` or `backoff`, with their position key.
-    queued: HashMap<String, (QueuedPodInfo, Option<ActiveKey>, Option<(Instant, u64)>)>,
+    queued: HashMap<String, Queued>,
     unschedulable: HashMap<String, (QueuedPodInfo, Instant)>,
     in_flight: HashSet<String>,
     scheduling_cycle: u64,
@@ -180,8 +183,6 @@ impl SchedulingQueue {
         let mut g = self.inner.lock();
         let key = new.key.clone();
         if let Some(mut q) = Self::take_queued(&mut g, &key) {
-            let was_active = g.queued.is_empty() || true;
-            let _ = was_active;
             let in_backoff = q.attempts > 0 && self.backoff_expiry(&q) > Instant::now();
             q.pod = new;
             if in_backoff {

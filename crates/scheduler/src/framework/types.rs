@@ -423,6 +423,10 @@ pub struct ImageStateSummary {
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
     pub node: Arc<Node>,
+    /// `spec.unschedulable` and whether the node has taints, kept here so the filters that
+    /// run on every node need not reach into the node object (a cache miss each).
+    cordoned: bool,
+    tainted: bool,
     pub pods: Vec<Arc<PodInfo>>,
     /// Pods with any pod (anti-)affinity term, for InterPodAffinity.
     pub pods_with_affinity: usize,
@@ -461,7 +465,12 @@ impl NodeInfo {
                 );
             }
         }
+        let spec = node.spec.as_ref();
         NodeInfo {
+            cordoned: spec.and_then(|s| s.unschedulable) == Some(true),
+            tainted: spec
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|t| !t.is_empty()),
             node,
             pods: Vec::new(),
             pods_with_affinity: 0,
@@ -480,6 +489,8 @@ impl NodeInfo {
     pub fn set_node(&mut self, node: Arc<Node>) {
         let fresh = NodeInfo::new(node);
         self.node = fresh.node;
+        self.cordoned = fresh.cordoned;
+        self.tainted = fresh.tainted;
         self.allocatable = fresh.allocatable;
         self.image_states = fresh.image_states;
     }
@@ -493,6 +504,9 @@ impl NodeInfo {
     }
 
     pub fn taints(&self) -> &[Taint] {
+        if !self.tainted {
+            return &EMPTY_TAINTS;
+        }
         self.node
             .spec
             .as_ref()
@@ -501,7 +515,7 @@ impl NodeInfo {
     }
 
     pub fn unschedulable(&self) -> bool {
-        self.node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+        self.cordoned
     }
 
     pub fn add_pod(&mut self, p: Arc<PodInfo>) {

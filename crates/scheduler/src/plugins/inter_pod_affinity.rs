@@ -220,8 +220,9 @@ impl FilterPlugin for InterPodAffinity {
                 None => return Status::unresolvable(ERR_REASON_AFFINITY),
             }
         }
-        if !pods_exist
-            && !(s.affinity.is_empty() && self.all_terms_match(&pod.required_affinity, pod))
+        // With no matching pod anywhere, only a pod matching its own terms may start a group.
+        if !(pods_exist
+            || (s.affinity.is_empty() && self.all_terms_match(&pod.required_affinity, pod)))
         {
             return Status::unresolvable(ERR_REASON_AFFINITY);
         }

@@ -395,8 +395,8 @@ impl PreScorePlugin for PodTopologySpread {
                     continue;
                 }
                 let v = n.labels().get(&c.topology_key).cloned().unwrap_or_default();
-                if !counts[i].contains_key(&v) {
-                    counts[i].insert(v, 0);
+                if let std::collections::hash_map::Entry::Vacant(e) = counts[i].entry(v) {
+                    e.insert(0);
                     sizes[i] += 1;
                 }
             }
