@@ -135,9 +135,9 @@ async fn scheduler(a: SchedulerArgs) -> anyhow::Result<()> {
             "creating {} pods (the server's scheduler binds them meanwhile)",
             opts.pods
         ));
-        let rss_client = client.clone();
-        let rss = std::sync::Arc::new(server_rss_mb(rss_client).await);
-        let report = b::measure(&client, &opts, None, move || *rss).await?;
+        let mut report = b::measure(&client, &opts, None, || 0.0).await?;
+        // Read once the pods are bound: the server process, scheduler included.
+        report.rss_mb = server_rss_mb(client.clone()).await;
         b::cleanup(&client).await?;
         report
     };
