@@ -191,9 +191,11 @@ fn mask_token_volume_names(v: &mut Value) {
     }
 }
 
-/// Fields the controllers write after the create (pod CIDR allocation, the volume binder's
-/// phases and bindings): they depend on timing, not on how the input was stored.
+/// Fields the controllers and the scheduler write after the create (pod CIDR allocation, the
+/// volume binder's phases and bindings, the scheduler's PodScheduled condition): they depend
+/// on timing, not on how the input was stored.
 const CONTROLLER_WRITTEN: &[(&str, &str)] = &[
+    ("Pod", "/status/conditions"),
     ("Node", "/spec/podCIDR"),
     ("Node", "/spec/podCIDRs"),
     ("PersistentVolume", "/status/phase"),

@@ -7,6 +7,7 @@ mod bench;
 mod bench_pods;
 mod components;
 mod images;
+mod scheduler;
 mod server;
 
 #[derive(Parser)]
@@ -33,6 +34,8 @@ enum Command {
     AgentCleanup(agent::CleanupArgs),
     /// Load or build container images without a registry.
     Images(images::ImagesArgs),
+    /// Run the scheduler alone against a cluster.
+    Scheduler(scheduler::SchedulerArgs),
     /// Measure a running cluster.
     Bench(bench::BenchArgs),
 }
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::SimulateNodes(args) => rt.block_on(agent::simulate(args)),
         Command::AgentCleanup(args) => rt.block_on(agent::cleanup(args)),
         Command::Images(args) => rt.block_on(images::run(args)),
+        Command::Scheduler(args) => rt.block_on(scheduler::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }

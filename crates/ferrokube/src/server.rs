@@ -62,6 +62,9 @@ pub struct ServerArgs {
     /// Admission plugins to leave out (upstream names, comma-separated).
     #[arg(long, value_delimiter = ',')]
     disable_admission_plugins: Vec<String>,
+    /// Do not run the scheduler in this process (run `ferrokube scheduler` separately).
+    #[arg(long)]
+    disable_scheduler: bool,
 }
 
 /// `30000-32767`.
@@ -203,6 +206,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cancel.clone(),
         args.controllers.clone(),
         controller_config,
+        !args.disable_scheduler,
     );
     let serve = tokio::spawn(srv.clone().serve(listener, cancel.clone()));
     tracing::info!(url = %server_url, kubeconfig = %kubeconfig_path.display(), datastore = %endpoint, "API server ready");

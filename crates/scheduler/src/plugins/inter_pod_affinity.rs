@@ -1,0 +1,572 @@
+//! InterPodAffinity: required pod affinity and anti-affinity by topology domain (with
+//! namespaces and namespaceSelector), the symmetric check against existing pods' required
+//! anti-affinity, and scoring by preferred terms of both the incoming and existing pods.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::framework::types::AffinityTerm;
+use crate::framework::*;
+
+pub const NAME: &str = "InterPodAffinity";
+pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const ERR_REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
+pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
+const PRE_FILTER_KEY: &str = "PreFilterInterPodAffinity";
+const PRE_SCORE_KEY: &str = "PreScoreInterPodAffinity";
+
+type Counts = HashMap<(String, String), i64>;
+
+pub struct InterPodAffinity {
+    listers: Listers,
+    hard_pod_affinity_weight: i64,
+    ignore_preferred_terms_of_existing_pods: bool,
+}
+
+impl Plugin for InterPodAffinity {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+#[derive(Clone)]
+struct PreFilterState {
+    existing_anti_affinity: Counts,
+    affinity: Counts,
+    anti_affinity: Counts,
+    ns_labels: Option<BTreeMap<String, String>>,
+}
+
+fn bump(m: &mut Counts, key: &str, value: &str, by: i64) {
+    let k = (key.to_string(), value.to_string());
+    let e = m.entry(k.clone()).or_insert(0);
+    *e += by;
+    if *e == 0 {
+        m.remove(&k);
+    }
+}
+
+impl InterPodAffinity {
+    fn ns_labels(&self, ns: &str) -> Option<BTreeMap<String, String>> {
+        self.listers.namespace_labels(ns)
+    }
+
+    /// Does `term` (of some pod) select `target`?
+    fn term_matches(
+        &self,
+        term: &AffinityTerm,
+        target: &PodInfo,
+        target_ns_labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
+        if term.namespace_selector.is_some() && target_ns_labels.is_none() {
+            let l = self.ns_labels(target.namespace());
+            return term.matches(target, l.as_ref());
+        }
+        term.matches(target, target_ns_labels)
+    }
+
+    fn all_terms_match(&self, terms: &[AffinityTerm], target: &PodInfo) -> bool {
+        !terms.is_empty() && terms.iter().all(|t| self.term_matches(t, target, None))
+    }
+
+    /// PreFilterState.updateWithPod: the counts with `other` added on `node` (by = 1) or
+    /// removed from it (by = -1).
+    fn update_with_pod(
+        &self,
+        s: &mut PreFilterState,
+        pod: &PodInfo,
+        other: &PodInfo,
+        node: &NodeInfo,
+        by: i64,
+    ) {
+        let labels = node.labels();
+        for t in &other.required_anti_affinity {
+            if let Some(v) = labels.get(&t.topology_key)
+                && self.term_matches(t, pod, s.ns_labels.as_ref())
+            {
+                bump(&mut s.existing_anti_affinity, &t.topology_key, v, by);
+            }
+        }
+        if self.all_terms_match(&pod.required_affinity, other) {
+            for t in &pod.required_affinity {
+                if let Some(v) = labels.get(&t.topology_key) {
+                    bump(&mut s.affinity, &t.topology_key, v, by);
+                }
+            }
+        }
+        for t in &pod.required_anti_affinity {
+            if let Some(v) = labels.get(&t.topology_key)
+                && self.term_matches(t, other, None)
+            {
+                bump(&mut s.anti_affinity, &t.topology_key, v, by);
+            }
+        }
+    }
+}
+
+impl PreFilterPlugin for InterPodAffinity {
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
+        let ns_labels = self.ns_labels(pod.namespace());
+        let mut s = PreFilterState {
+            existing_anti_affinity: Counts::new(),
+            affinity: Counts::new(),
+            anti_affinity: Counts::new(),
+            ns_labels,
+        };
+        for n in snapshot.nodes_with_required_anti_affinity() {
+            let labels = n.labels();
+            for existing in &n.pods {
+                for t in &existing.required_anti_affinity {
+                    if let Some(v) = labels.get(&t.topology_key)
+                        && self.term_matches(t, pod, s.ns_labels.as_ref())
+                    {
+                        bump(&mut s.existing_anti_affinity, &t.topology_key, v, 1);
+                    }
+                }
+            }
+        }
+        if s.existing_anti_affinity.is_empty()
+            && pod.required_affinity.is_empty()
+            && pod.required_anti_affinity.is_empty()
+        {
+            return (None, Status::skip());
+        }
+        if !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty() {
+            for n in &snapshot.nodes {
+                let labels = n.labels();
+                for existing in &n.pods {
+                    if self.all_terms_match(&pod.required_affinity, existing) {
+                        for t in &pod.required_affinity {
+                            if let Some(v) = labels.get(&t.topology_key) {
+                                bump(&mut s.affinity, &t.topology_key, v, 1);
+                            }
+                        }
+                    }
+                    for t in &pod.required_anti_affinity {
+                        if let Some(v) = labels.get(&t.topology_key)
+                            && self.term_matches(t, existing, None)
+                        {
+                            bump(&mut s.anti_affinity, &t.topology_key, v, 1);
+                        }
+                    }
+                }
+            }
+        }
+        state.write(PRE_FILTER_KEY, s);
+        (None, Status::success())
+    }
+
+    fn add_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        added: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        let Some(mut s) = state.read::<PreFilterState>(PRE_FILTER_KEY).cloned() else {
+            return Status::success();
+        };
+        self.update_with_pod(&mut s, pod, added, node, 1);
+        state.write(PRE_FILTER_KEY, s);
+        Status::success()
+    }
+
+    fn remove_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        removed: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        let Some(mut s) = state.read::<PreFilterState>(PRE_FILTER_KEY).cloned() else {
+            return Status::success();
+        };
+        self.update_with_pod(&mut s, pod, removed, node, -1);
+        state.write(PRE_FILTER_KEY, s);
+        Status::success()
+    }
+}
+
+impl FilterPlugin for InterPodAffinity {
+    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        let Some(s) = state.read::<PreFilterState>(PRE_FILTER_KEY) else {
+            return Status::error(format!(
+                "reading {PRE_FILTER_KEY:?} from cycleState: not found"
+            ));
+        };
+        let labels = node.labels();
+        // Pod affinity: every term's topology must exist on the node with a matching pod in
+        // that domain, unless no pod matches anywhere and the pod matches its own terms (the
+        // first of a group that attracts itself).
+        let mut pods_exist = true;
+        for t in &pod.required_affinity {
+            match labels.get(&t.topology_key) {
+                Some(v) => {
+                    if s.affinity
+                        .get(&(t.topology_key.clone(), v.clone()))
+                        .copied()
+                        .unwrap_or(0)
+                        <= 0
+                    {
+                        pods_exist = false;
+                    }
+                }
+                None => return Status::unresolvable(ERR_REASON_AFFINITY),
+            }
+        }
+        // With no matching pod anywhere, only a pod matching its own terms may start a group.
+        if !(pods_exist
+            || (s.affinity.is_empty() && self.all_terms_match(&pod.required_affinity, pod)))
+        {
+            return Status::unresolvable(ERR_REASON_AFFINITY);
+        }
+        if !s.anti_affinity.is_empty() {
+            for t in &pod.required_anti_affinity {
+                if let Some(v) = labels.get(&t.topology_key)
+                    && s.anti_affinity
+                        .get(&(t.topology_key.clone(), v.clone()))
+                        .copied()
+                        .unwrap_or(0)
+                        > 0
+                {
+                    return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
+                }
+            }
+        }
+        if !s.existing_anti_affinity.is_empty() {
+            for (k, v) in labels {
+                if s.existing_anti_affinity
+                    .get(&(k.clone(), v.clone()))
+                    .copied()
+                    .unwrap_or(0)
+                    > 0
+                {
+                    return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
+                }
+            }
+        }
+        Status::success()
+    }
+}
+
+#[derive(Clone)]
+struct PreScoreState {
+    /// topology key -> value -> score
+    scores: HashMap<String, HashMap<String, i64>>,
+}
+
+impl InterPodAffinity {
+    fn process_existing(
+        &self,
+        scores: &mut HashMap<String, HashMap<String, i64>>,
+        pod: &PodInfo,
+        ns_labels: Option<&BTreeMap<String, String>>,
+        existing: &PodInfo,
+        node: &NodeInfo,
+    ) {
+        let labels = node.labels();
+        if labels.is_empty() {
+            return;
+        }
+        let mut add = |t: &AffinityTerm, w: i64| {
+            if let Some(v) = labels.get(&t.topology_key) {
+                *scores
+                    .entry(t.topology_key.clone())
+                    .or_default()
+                    .entry(v.clone())
+                    .or_default() += w;
+            }
+        };
+        for t in &pod.preferred_affinity {
+            if self.term_matches(&t.term, existing, None) {
+                add(&t.term, t.weight as i64);
+            }
+        }
+        for t in &pod.preferred_anti_affinity {
+            if self.term_matches(&t.term, existing, None) {
+                add(&t.term, -(t.weight as i64));
+            }
+        }
+        if self.hard_pod_affinity_weight > 0 {
+            for t in &existing.required_affinity {
+                if self.term_matches(t, pod, ns_labels) {
+                    add(t, self.hard_pod_affinity_weight);
+                }
+            }
+        }
+        for t in &existing.preferred_affinity {
+            if self.term_matches(&t.term, pod, ns_labels) {
+                add(&t.term, t.weight as i64);
+            }
+        }
+        for t in &existing.preferred_anti_affinity {
+            if self.term_matches(&t.term, pod, ns_labels) {
+                add(&t.term, -(t.weight as i64));
+            }
+        }
+    }
+}
+
+impl PreScorePlugin for InterPodAffinity {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        feasible: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status {
+        if feasible.is_empty() {
+            return Status::success();
+        }
+        let has_constraints =
+            !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        if self.ignore_preferred_terms_of_existing_pods && !has_constraints {
+            return Status::skip();
+        }
+        let ns_labels = self.ns_labels(pod.namespace());
+        let mut scores: HashMap<String, HashMap<String, i64>> = HashMap::new();
+        if has_constraints {
+            for n in &snapshot.nodes {
+                for existing in &n.pods {
+                    self.process_existing(&mut scores, pod, ns_labels.as_ref(), existing, n);
+                }
+            }
+        } else {
+            for n in snapshot.nodes_with_affinity() {
+                for existing in n.pods.iter().filter(|p| p.has_affinity()) {
+                    self.process_existing(&mut scores, pod, ns_labels.as_ref(), existing, n);
+                }
+            }
+        }
+        if scores.is_empty() {
+            return Status::skip();
+        }
+        state.write(PRE_SCORE_KEY, PreScoreState { scores });
+        Status::success()
+    }
+}
+
+impl ScorePlugin for InterPodAffinity {
+    fn score(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo) -> (i64, Status) {
+        let Some(s) = state.read::<PreScoreState>(PRE_SCORE_KEY) else {
+            return (0, Status::success());
+        };
+        let labels = node.labels();
+        let mut score = 0;
+        for (k, values) in &s.scores {
+            if let Some(v) = labels.get(k) {
+                score += values.get(v).copied().unwrap_or(0);
+            }
+        }
+        (score, Status::success())
+    }
+
+    fn normalize(&self, state: &CycleState, _: &PodInfo, scores: &mut [i64]) -> Status {
+        if state
+            .read::<PreScoreState>(PRE_SCORE_KEY)
+            .is_none_or(|s| s.scores.is_empty())
+        {
+            return Status::success();
+        }
+        let min = scores.iter().copied().min().unwrap_or(0);
+        let max = scores.iter().copied().max().unwrap_or(0);
+        let diff = max - min;
+        for s in scores.iter_mut() {
+            *s = if diff > 0 {
+                (MAX_NODE_SCORE as f64 * ((*s - min) as f64 / diff as f64)) as i64
+            } else {
+                0
+            };
+        }
+        Status::success()
+    }
+}
+
+/// InterPodAffinityArgs: hardPodAffinityWeight (default 1), ignorePreferredTermsOfExistingPods.
+pub fn new(args: &serde_json::Value, handle: &Arc<Handle>) -> Result<PluginInstance, String> {
+    let weight = args
+        .get("hardPodAffinityWeight")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(1);
+    if !(0..=100).contains(&weight) {
+        return Err(format!(
+            "hardPodAffinityWeight: Invalid value: {weight}: not in valid range [0-100]"
+        ));
+    }
+    let p = Arc::new(InterPodAffinity {
+        listers: handle.listers.clone(),
+        hard_pod_affinity_weight: weight,
+        ignore_preferred_terms_of_existing_pods: args
+            .get("ignorePreferredTermsOfExistingPods")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+    });
+    Ok(PluginInstance {
+        pre_filter: Some(p.clone()),
+        filter: Some(p.clone()),
+        pre_score: Some(p.clone()),
+        score: Some(p),
+        events: &[
+            ClusterEvent::AssignedPodAdd,
+            ClusterEvent::AssignedPodUpdate,
+            ClusterEvent::AssignedPodDelete,
+            ClusterEvent::NodeAdd,
+            ClusterEvent::NodeUpdate,
+            ClusterEvent::NamespaceChange,
+            ClusterEvent::UnscheduledPodUpdate,
+        ],
+        ..PluginInstance::new(NAME)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use serde_json::json;
+
+    fn plugin() -> InterPodAffinity {
+        InterPodAffinity {
+            listers: Listers::detached(),
+            hard_pod_affinity_weight: 1,
+            ignore_preferred_terms_of_existing_pods: false,
+        }
+    }
+
+    fn term(key: &str, app: &str) -> serde_json::Value {
+        json!({"topologyKey": key, "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": [app]}]}})
+    }
+
+    fn filter_all(p: &Arc<PodInfo>, nodes: Vec<NodeInfo>) -> Vec<Status> {
+        let snap = Snapshot::from_nodes(nodes);
+        let pl = plugin();
+        let mut st = CycleState::new();
+        let (_, s) = pl.pre_filter(&mut st, p, &snap);
+        if s.is_skip() {
+            return snap.nodes.iter().map(|_| Status::success()).collect();
+        }
+        snap.nodes.iter().map(|n| pl.filter(&st, p, n)).collect()
+    }
+
+    #[test]
+    fn required_affinity_follows_the_topology_domain() {
+        let web = || pod("w").label("app", "xiuxian");
+        let affine = pod("p")
+            .label("app", "xiuxian")
+            .affinity(json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("dc", "xiuxian")]}}))
+            .obj();
+        // First of its group: no matching pod anywhere, it matches itself -> any node with dc.
+        let st = filter_all(
+            &affine,
+            vec![node("a").label("dc", "sh").info(), node("b").info()],
+        );
+        assert!(st[0].is_success());
+        assert_eq!(st[1], Status::unresolvable(ERR_REASON_AFFINITY));
+        // A matching pod in dc=sh: only nodes in dc=sh.
+        let st = filter_all(
+            &affine,
+            vec![
+                node("a").label("dc", "sh").with_pod(web().obj()).info(),
+                node("b").label("dc", "sh").info(),
+                node("c").label("dc", "bj").info(),
+            ],
+        );
+        assert!(st[0].is_success() && st[1].is_success());
+        assert_eq!(st[2], Status::unresolvable(ERR_REASON_AFFINITY));
+    }
+
+    #[test]
+    fn required_anti_affinity_keeps_one_per_domain_and_is_symmetric() {
+        let anti = |name: &str| {
+            pod(name)
+                .label("app", "xiuxian")
+                .affinity(json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("dc", "xiuxian")]}}))
+                .obj()
+        };
+        let st = filter_all(
+            &anti("p"),
+            vec![
+                node("a").label("dc", "sh").with_pod(anti("x")).info(),
+                node("b").label("dc", "bj").info(),
+            ],
+        );
+        assert_eq!(st[0], Status::unschedulable(ERR_REASON_ANTI_AFFINITY));
+        assert!(st[1].is_success());
+        // Symmetry: a plain pod labelled app=xiuxian cannot join the anti-affine pod's domain.
+        let plain = pod("q").label("app", "xiuxian").obj();
+        let st = filter_all(
+            &plain,
+            vec![
+                node("a").label("dc", "sh").with_pod(anti("x")).info(),
+                node("b").label("dc", "bj").info(),
+            ],
+        );
+        assert_eq!(
+            st[0],
+            Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY)
+        );
+        assert!(st[1].is_success());
+    }
+
+    #[test]
+    fn namespaces_limit_which_pods_a_term_sees() {
+        let other_ns = pod("w").namespace("other").label("app", "db").obj();
+        let mut t = term("kubernetes.io/hostname", "db");
+        let p = pod("p")
+            .affinity(json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [t.clone()]}}))
+            .obj();
+        let st = filter_all(&p, vec![node("a").with_pod(other_ns.clone()).info()]);
+        assert!(
+            st[0].is_success(),
+            "same-namespace term ignores other namespaces"
+        );
+        t["namespaces"] = json!(["other"]);
+        let p = pod("p")
+            .affinity(json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [t.clone()]}}))
+            .obj();
+        let st = filter_all(&p, vec![node("a").with_pod(other_ns.clone()).info()]);
+        assert!(!st[0].is_success(), "listed namespace");
+        t.as_object_mut().unwrap().remove("namespaces");
+        t["namespaceSelector"] = json!({});
+        let p = pod("p")
+            .affinity(
+                json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [t]}}),
+            )
+            .obj();
+        let st = filter_all(&p, vec![node("a").with_pod(other_ns).info()]);
+        assert!(
+            !st[0].is_success(),
+            "empty namespaceSelector selects all namespaces"
+        );
+    }
+
+    #[test]
+    fn preferred_terms_score_domains() {
+        let p = pod("p")
+            .affinity(
+                json!({"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 10, "podAffinityTerm": term("zone", "db")}]}}),
+            )
+            .obj();
+        let snap = Snapshot::from_nodes(vec![
+            node("a")
+                .label("zone", "z1")
+                .with_pod(pod("db").label("app", "db").obj())
+                .info(),
+            node("b").label("zone", "z1").info(),
+            node("c").label("zone", "z2").info(),
+        ]);
+        let pl = plugin();
+        let mut st = CycleState::new();
+        assert!(pl.pre_score(&mut st, &p, &snap.nodes, &snap).is_success());
+        let mut scores: Vec<i64> = snap.nodes.iter().map(|n| pl.score(&st, &p, n).0).collect();
+        pl.normalize(&st, &p, &mut scores);
+        assert_eq!(scores, vec![100, 100, 0]);
+    }
+}
