@@ -14,6 +14,18 @@ use ferrokube_client::events::EventRecorder;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+pub mod clock;
+pub mod controller_utils;
+pub mod error;
+pub mod expectations;
+pub mod ref_manager;
+pub mod replicaset;
+#[cfg(test)]
+mod testing;
+
+pub use clock::Clock;
+pub use error::{Error, Result};
+
 /// Settings of the controller manager, with kube-controller-manager's defaults.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -49,9 +61,26 @@ pub struct Context {
     pub informers: Arc<Informers>,
     pub cancel: CancellationToken,
     pub config: Config,
+    /// Wall-clock time, advancing with `tokio::time` (paused in tests).
+    pub clock: Clock,
 }
 
 impl Context {
+    pub fn new(
+        client: kube::Client,
+        informers: Arc<Informers>,
+        cancel: CancellationToken,
+        config: Config,
+    ) -> Self {
+        Context {
+            client,
+            informers,
+            cancel,
+            config,
+            clock: Clock::new(),
+        }
+    }
+
     /// An event recorder reporting as `component` (`deployment-controller`, ...).
     pub fn recorder(&self, component: &str) -> EventRecorder {
         EventRecorder::new(self.client.clone(), component, "")
@@ -61,7 +90,10 @@ impl Context {
 type Starter = fn(Arc<Context>) -> BoxFuture<'static, ()>;
 
 /// Every controller, by the name `--controllers` uses.
-pub static CONTROLLERS: &[(&str, Starter)] = &[];
+pub static CONTROLLERS: &[(&str, Starter)] = &[
+    ("replicationcontroller", replicaset::start_replicationcontroller),
+    ("replicaset", replicaset::start_replicaset),
+];
 
 /// Names of all controllers.
 pub fn names() -> Vec<&'static str> {
