@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod clock;
 pub mod controller_utils;
+pub mod deployment;
 pub mod error;
 pub mod expectations;
 pub mod ref_manager;
@@ -93,6 +94,7 @@ type Starter = fn(Arc<Context>) -> BoxFuture<'static, ()>;
 pub static CONTROLLERS: &[(&str, Starter)] = &[
     ("replicationcontroller", replicaset::start_replicationcontroller),
     ("replicaset", replicaset::start_replicaset),
+    ("deployment", deployment::start),
 ];
 
 /// Names of all controllers.
