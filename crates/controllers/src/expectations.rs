@@ -77,6 +77,16 @@ impl Expectations {
         self.set(key, 0, pods.len() as i64);
     }
 
+    /// Expects `creates` creations and the deletion of these pods at once (`SetExpectations`).
+    pub fn expect(&self, key: &str, creates: usize, pods: &[String]) {
+        {
+            let mut st = self.state.lock();
+            st.uids
+                .insert(key.to_string(), pods.iter().cloned().collect());
+        }
+        self.set(key, creates as i64, pods.len() as i64);
+    }
+
     /// Lowers the outstanding counts (a create was observed, or will never happen).
     pub fn lower(&self, key: &str, add: i64, del: i64) {
         if let Some(e) = self.state.lock().counts.get_mut(key) {

@@ -16,9 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 pub mod clock;
 pub mod controller_utils;
+pub mod daemonset;
 pub mod deployment;
 pub mod error;
 pub mod expectations;
+pub mod history;
+pub mod node_predicates;
 pub mod ref_manager;
 pub mod replicaset;
 #[cfg(test)]
@@ -95,6 +98,7 @@ pub static CONTROLLERS: &[(&str, Starter)] = &[
     ("replicationcontroller", replicaset::start_replicationcontroller),
     ("replicaset", replicaset::start_replicaset),
     ("deployment", deployment::start),
+    ("daemonset", daemonset::start),
 ];
 
 /// Names of all controllers.
