@@ -24,6 +24,7 @@ pub mod history;
 pub mod node_predicates;
 pub mod ref_manager;
 pub mod replicaset;
+pub mod statefulset;
 #[cfg(test)]
 mod testing;
 
@@ -99,6 +100,7 @@ pub static CONTROLLERS: &[(&str, Starter)] = &[
     ("replicaset", replicaset::start_replicaset),
     ("deployment", deployment::start),
     ("daemonset", daemonset::start),
+    ("statefulset", statefulset::start),
 ];
 
 /// Names of all controllers.

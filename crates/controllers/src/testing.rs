@@ -358,6 +358,9 @@ impl FakeApi {
                 m["creationTimestamp"] = json!(now);
                 if !p.collection.ends_with("/pods") {
                     m["generation"] = json!(1);
+                } else if obj["status"]["phase"].is_null() {
+                    // The API server starts pods Pending.
+                    obj["status"]["phase"] = json!("Pending");
                 }
                 st.objects.insert(key, obj.clone());
                 (201, obj)
