@@ -21,6 +21,7 @@ pub mod deployment;
 pub mod error;
 pub mod expectations;
 pub mod history;
+pub mod job;
 pub mod node_predicates;
 pub mod ref_manager;
 pub mod replicaset;
@@ -101,6 +102,7 @@ pub static CONTROLLERS: &[(&str, Starter)] = &[
     ("deployment", deployment::start),
     ("daemonset", daemonset::start),
     ("statefulset", statefulset::start),
+    ("job", job::start),
 ];
 
 /// Names of all controllers.

@@ -88,6 +88,12 @@ pub fn merge(target: &mut Value, patch: &Value, strategic: bool) {
                 if k.starts_with("$setElementOrder") {
                     continue;
                 }
+                if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
+                    if let Some(Value::Array(cur)) = t.get_mut(field) {
+                        cur.retain(|x| !v.as_array().is_some_and(|d| d.contains(x)));
+                    }
+                    continue;
+                }
                 if v.is_null() {
                     t.remove(k);
                 } else if strategic
