@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod clock;
 pub mod controller_utils;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod node_predicates;
 pub mod ref_manager;
 pub mod replicaset;
 pub mod statefulset;
+pub mod ttl_after_finished;
 #[cfg(test)]
 mod testing;
 
@@ -103,6 +105,8 @@ pub static CONTROLLERS: &[(&str, Starter)] = &[
     ("daemonset", daemonset::start),
     ("statefulset", statefulset::start),
     ("job", job::start),
+    ("cronjob", cronjob::start),
+    ("ttl-after-finished", ttl_after_finished::start),
 ];
 
 /// Names of all controllers.
