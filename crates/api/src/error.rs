@@ -291,6 +291,9 @@ pub enum Reason {
     InternalError,
     Expired,
     ServiceUnavailable,
+    /// `StatusReasonUnknown` (""): errors upstream never classified; kubectl prints them as
+    /// `Error from server: <message>`.
+    Unknown,
 }
 
 impl Reason {
@@ -314,6 +317,7 @@ impl Reason {
             Reason::InternalError => "InternalError",
             Reason::Expired => "Expired",
             Reason::ServiceUnavailable => "ServiceUnavailable",
+            Reason::Unknown => "",
         }
     }
 }
@@ -610,6 +614,12 @@ impl ApiError {
         });
         if !details.is_empty() {
             status["details"] = Value::Object(details);
+        }
+        if self.reason == Reason::Unknown {
+            // omitempty: an unclassified error carries no reason at all.
+            if let Some(m) = status.as_object_mut() {
+                m.remove("reason");
+            }
         }
         status
     }

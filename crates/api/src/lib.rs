@@ -6,6 +6,7 @@
 //! printers, and the `Status` errors every failure becomes. Objects are handled as
 //! `serde_json::Value` so that every kind goes through the same code.
 
+pub mod apply;
 pub mod defaults;
 pub mod error;
 pub mod managed_fields;
@@ -13,6 +14,7 @@ pub mod patch;
 pub mod printers;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 pub mod resources;
 pub mod schema;
 pub mod selector;

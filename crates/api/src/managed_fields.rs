@@ -21,7 +21,7 @@ type Path = Vec<String>;
 pub struct FieldValues(BTreeMap<Path, Option<Value>>);
 
 /// Metadata fields the server owns; never part of a manager's set.
-const IGNORED_METADATA: &[&str] = &[
+pub(crate) const IGNORED_METADATA: &[&str] = &[
     "name",
     "namespace",
     "uid",
@@ -160,13 +160,7 @@ impl FieldValues {
                     ListType::Map if !keys.is_empty() => {
                         self.node(path, None);
                         for item in items {
-                            let mut key = Map::new();
-                            for k in &keys {
-                                if let Some(kv) = item.get(*k) {
-                                    key.insert((*k).to_string(), kv.clone());
-                                }
-                            }
-                            path.push(format!("k:{}", Value::Object(key)));
+                            path.push(list_item_key(item, &keys));
                             self.walk_typed(path, item, elem);
                             path.pop();
                         }
@@ -209,7 +203,7 @@ impl FieldValues {
 
     /// Structured-merge-diff's `Added ∪ Modified` from `old` to `self`: nodes absent before, and
     /// leaves whose value changed.
-    fn changed_since(&self, old: &FieldValues) -> BTreeSet<Path> {
+    pub(crate) fn changed_since(&self, old: &FieldValues) -> BTreeSet<Path> {
         self.0
             .iter()
             .filter(|(p, v)| match (old.0.get(*p), v) {
@@ -221,7 +215,7 @@ impl FieldValues {
             .collect()
     }
 
-    fn removed_since(&self, old: &FieldValues) -> BTreeSet<Path> {
+    pub(crate) fn removed_since(&self, old: &FieldValues) -> BTreeSet<Path> {
         old.0
             .keys()
             .filter(|p| !self.0.contains_key(*p))
@@ -232,6 +226,25 @@ impl FieldValues {
     fn contains(&self, p: &Path) -> bool {
         self.0.contains_key(p)
     }
+}
+
+/// The FieldsV1 element (`k:{"containerPort":80,"protocol":"TCP"}`) of an item of a list keyed
+/// by `keys`. A missing key field takes its schema default where it has one (the `protocol` of
+/// ports is "TCP"), as structured-merge-diff fills it in.
+pub(crate) fn list_item_key(item: &Value, keys: &[&str]) -> String {
+    let mut key = Map::new();
+    for k in keys {
+        match item.get(*k) {
+            Some(kv) if !kv.is_null() => {
+                key.insert((*k).to_string(), kv.clone());
+            }
+            _ if *k == "protocol" => {
+                key.insert("protocol".into(), json!("TCP"));
+            }
+            _ => {}
+        }
+    }
+    format!("k:{}", Value::Object(key))
 }
 
 /// Struct fields Go holds by value (not by pointer): present in a zero object even when the
@@ -271,7 +284,7 @@ fn is_value_struct(ty: &TypeSchema, field: &str) -> bool {
 }
 
 /// Whether a top-level field belongs to what a write through `subresource` may own.
-fn in_scope(field: &str, subresource: &str) -> bool {
+pub(crate) fn in_scope(field: &str, subresource: &str) -> bool {
     match field {
         "apiVersion" | "kind" => false,
         "status" => subresource == "status",

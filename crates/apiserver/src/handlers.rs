@@ -57,6 +57,26 @@ where
 {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
+    // Bearer tokens: service account tokens this server issued. A token that does not verify
+    // is refused outright, as upstream's authenticator chain refuses it.
+    let mut user = user;
+    if user.is_none()
+        && let Some(token) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    {
+        user = match srv.tokens.get() {
+            Some(signer) => crate::serviceaccount::authenticate(signer, &srv.registry, token).await,
+            None => None,
+        };
+        if user.is_none() && !is_public(parts.uri.path()) {
+            return response::error_response(&ApiError::unauthorized());
+        }
+    }
     let call = Call {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),
@@ -92,6 +112,13 @@ where
             }
         }
     }
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// Decodes a request body by its Content-Type: JSON (also when absent), YAML or protobuf.
@@ -245,6 +272,8 @@ pub(crate) fn write_ctx(call: &Call) -> Result<WriteCtx, ApiError> {
         field_manager: manager,
         field_validation: request::field_validation(&call.query)?,
         warnings: Vec::new(),
+        applying: false,
+        body_scan: None,
     })
 }
 
@@ -301,7 +330,9 @@ where
         "watch" => watch(srv, call, rr, out, include).await,
         "create" => {
             let mut ctx = write_ctx(call)?;
-            let raw = decode_body(&call.headers, &read_body(body).await?)?;
+            let bytes = read_body(body).await?;
+            let raw = decode_body(&call.headers, &bytes)?;
+            ctx.body_scan = crate::registry::BodyScan::of_body(content_type(&call.headers), &bytes);
             let obj = srv.registry.decode_input(&mut ctx, info, raw, info.kind)?;
             let created = srv
                 .registry
@@ -321,7 +352,9 @@ where
         }
         "update" => {
             let mut ctx = write_ctx(call)?;
-            let raw = decode_body(&call.headers, &read_body(body).await?)?;
+            let bytes = read_body(body).await?;
+            let raw = decode_body(&call.headers, &bytes)?;
+            ctx.body_scan = crate::registry::BodyScan::of_body(content_type(&call.headers), &bytes);
             let obj = srv.registry.decode_input(&mut ctx, info, raw, info.kind)?;
             let (updated, created) = srv
                 .registry
@@ -340,22 +373,34 @@ where
         "patch" => {
             let mut ctx = write_ctx(call)?;
             let patch_type = patch_type(&call.headers)?;
+            let force = patch_options(call, patch_type)?;
             let raw = read_body(body).await?;
-            let patched = srv
-                .registry
-                .patch(
-                    &mut ctx,
-                    info,
-                    &rr.namespace,
-                    &rr.name,
-                    "",
-                    patch_type,
-                    &raw,
-                )
-                .await?;
+            let (patched, created) = if patch_type == PatchType::Apply {
+                srv.registry
+                    .apply(&mut ctx, info, &rr.namespace, &rr.name, "", &raw, force)
+                    .await?
+            } else {
+                let p = srv
+                    .registry
+                    .patch(
+                        &mut ctx,
+                        info,
+                        &rr.namespace,
+                        &rr.name,
+                        "",
+                        patch_type,
+                        &raw,
+                    )
+                    .await?;
+                (p, false)
+            };
             Ok(with_warnings(
                 response::object(
-                    StatusCode::OK,
+                    if created {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    },
                     info.group,
                     info.resource,
                     &patched,
@@ -425,7 +470,40 @@ pub fn success_status(info: &ResourceInfo, obj: &Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
-fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
+/// Checks `PatchOptions` as upstream's `ValidatePatchOptions` does and returns `force`.
+pub(crate) fn patch_options(call: &Call, patch_type: PatchType) -> Result<bool, ApiError> {
+    use ferrokube_api::FieldError;
+    let force = match call.query.get("force") {
+        None => None,
+        Some("true" | "1") => Some(true),
+        Some("false" | "0" | "") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for force: {other:?}"
+            )));
+        }
+    };
+    let mut errs = Vec::new();
+    if patch_type != PatchType::Apply {
+        if force.is_some() {
+            errs.push(FieldError::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            ));
+        }
+    } else if call.query.get("fieldManager").unwrap_or("").is_empty() {
+        errs.push(FieldError::required(
+            "fieldManager",
+            "is required for apply patch",
+        ));
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", &errs));
+    }
+    Ok(force.unwrap_or(false))
+}
+
+pub(crate) fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -20,6 +20,7 @@ pub mod conversion;
 pub mod discovery;
 pub mod handlers;
 pub mod in_process;
+pub mod kubernetes_service;
 pub mod metrics;
 pub mod object;
 pub mod openapi;
@@ -28,6 +29,8 @@ pub mod registry;
 pub mod request;
 pub mod response;
 pub mod reviews;
+pub mod service_alloc;
+pub mod serviceaccount;
 pub mod strategy;
 pub mod subresources;
 pub mod tls;
@@ -45,6 +48,8 @@ pub enum Error {
     Store(#[from] ferrokube_store::Error),
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error(transparent)]
+    ServiceNetwork(#[from] service_alloc::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -68,8 +73,30 @@ pub struct Config {
     pub compaction_interval: Duration,
 }
 
+/// Settings beyond [`Config`], with upstream's defaults.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `--service-cluster-ip-range` and `--service-node-port-range`.
+    pub service_network: service_alloc::ServiceNetwork,
+    pub admission: admission::Settings,
+    /// Whether this server keeps the `default/kubernetes` Service and its endpoints.
+    pub kubernetes_service: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            service_network: service_alloc::ServiceNetwork::default(),
+            admission: admission::Settings::default(),
+            kubernetes_service: true,
+        }
+    }
+}
+
 pub struct ApiServer {
     pub config: Config,
+    /// Signs and checks service account tokens, once enabled with a key.
+    pub tokens: std::sync::OnceLock<serviceaccount::TokenSigner>,
     pub store: Arc<dyn Backend>,
     pub caches: Arc<cache::Caches>,
     pub registry: registry::Registry,
@@ -89,13 +116,33 @@ impl ApiServer {
         store: Arc<dyn Backend>,
         cancel: CancellationToken,
     ) -> Result<Arc<Self>> {
+        Self::with_options(config, Options::default(), store, cancel).await
+    }
+
+    /// [`ApiServer::new`] with explicit [`Options`].
+    pub async fn with_options(
+        config: Config,
+        options: Options,
+        store: Arc<dyn Backend>,
+        cancel: CancellationToken,
+    ) -> Result<Arc<Self>> {
         let metrics = Arc::new(metrics::Metrics::default());
         let store: Arc<dyn Backend> =
             Arc::new(metrics::InstrumentedStore::new(store, metrics.clone()));
+        let services = Arc::new(service_alloc::ServiceAllocators::new(
+            &options.service_network,
+            store.clone(),
+        )?);
         let caches = cache::Caches::start(store.clone(), cancel.clone()).await?;
-        let registry = registry::Registry::new(store.clone(), caches.clone());
+        let registry = registry::Registry::with_options(
+            store.clone(),
+            caches.clone(),
+            services,
+            options.admission.clone(),
+        );
         let srv = Arc::new(ApiServer {
             config,
+            tokens: std::sync::OnceLock::new(),
             store: store.clone(),
             caches,
             registry,
@@ -103,8 +150,22 @@ impl ApiServer {
             started: Instant::now(),
         });
         srv.ensure_system_namespaces().await;
+        if options.kubernetes_service {
+            tokio::spawn(kubernetes_service::run(srv.clone(), cancel.clone()));
+        }
         ferrokube_store::Compactor::new(store, srv.config.compaction_interval, cancel).spawn();
         Ok(srv)
+    }
+
+    /// Serves `serviceaccounts/token` and accepts the tokens it issues, signed with the key at
+    /// `key_path` (created on first start).
+    pub fn enable_service_account_tokens(
+        &self,
+        key_path: &std::path::Path,
+    ) -> Result<(), serviceaccount::Error> {
+        let signer = serviceaccount::TokenSigner::load_or_create(key_path)?;
+        let _ = self.tokens.set(signer);
+        Ok(())
     }
 
     async fn ensure_system_namespaces(&self) {

@@ -8,6 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrokube_api::patch::{self, PatchError, PatchType};
 use ferrokube_api::resources::{self, ResourceInfo};
+use ferrokube_api::schema::duplicates::{
+    BodyKeys, Duplicate, scan_json, scan_yaml, yaml_duplicate_lines,
+};
 use ferrokube_api::schema::{self, FieldIssue};
 use ferrokube_api::{ApiError, FieldError};
 use ferrokube_store::{Backend, KeyValue, Revision};
@@ -33,6 +36,108 @@ pub struct WriteCtx {
     pub field_validation: FieldValidation,
     /// `Warning` headers to send back (unknown fields under `fieldValidation=Warn`, ...).
     pub warnings: Vec<String>,
+    /// Set while a server-side apply writes: the object carries the managed fields apply
+    /// computed, so the write must not record an `Update` of its own.
+    pub applying: bool,
+    /// What the raw body's scan found (duplicate keys, field order), for the strict decoding
+    /// report of the next [`Registry::decode_input`].
+    pub body_scan: Option<BodyScan>,
+}
+
+/// The duplicate keys and field order of a request body, which the parsed value has lost.
+#[derive(Clone, Debug)]
+pub enum BodyScan {
+    /// A whole object as JSON: problems are reported in document order.
+    Json(BodyKeys),
+    /// A merge or strategic merge patch: the patch's duplicates first, then the result's
+    /// unknown fields.
+    Patch(BodyKeys),
+    /// A YAML body: yaml.v2's line-numbered duplicate report comes first.
+    Yaml(Vec<Duplicate>),
+}
+
+impl BodyScan {
+    /// Scans a create/update body by its Content-Type (JSON when absent).
+    pub fn of_body(content_type: &str, body: &[u8]) -> Option<BodyScan> {
+        let ct = content_type.split(';').next().unwrap_or("").trim();
+        match ct {
+            "" | "application/json" | "*/*" | "text/plain" => Some(BodyScan::Json(scan_json(body))),
+            "application/yaml" | "application/x-yaml" | "text/yaml" => {
+                Some(BodyScan::Yaml(scan_yaml(body)))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn under(path: &str, field: &str) -> bool {
+    path == field
+        || path
+            .strip_prefix(field)
+            .is_some_and(|r| r.starts_with('.') || r.starts_with('['))
+}
+
+/// Orders strict decoding problems as upstream reports them: `(error parts, warnings)`.
+fn strict_report(issues: &[FieldIssue], scan: Option<&BodyScan>) -> (Vec<String>, Vec<String>) {
+    let unknown_paths: Vec<&str> = issues
+        .iter()
+        .filter_map(|i| match i {
+            FieldIssue::Unknown { path } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    let texts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    let dup_text = |d: &Duplicate| {
+        format!(
+            "duplicate field {}",
+            ferrokube_api::error::go_quote(&d.path)
+        )
+    };
+    let known_dups = |keys: &BodyKeys| -> Vec<Duplicate> {
+        keys.duplicates
+            .iter()
+            .filter(|d| !unknown_paths.iter().any(|u| under(&d.path, u)))
+            .cloned()
+            .collect()
+    };
+    match scan {
+        None => (texts.clone(), texts),
+        Some(BodyScan::Json(keys)) => {
+            let mut ordered: Vec<(usize, String)> = issues
+                .iter()
+                .zip(&texts)
+                .map(|(i, t)| {
+                    let at = match i {
+                        FieldIssue::Unknown { path } => {
+                            keys.order.get(path).copied().unwrap_or(usize::MAX)
+                        }
+                        _ => usize::MAX,
+                    };
+                    (at, t.clone())
+                })
+                .collect();
+            ordered.extend(known_dups(keys).iter().map(|d| (d.ordinal, dup_text(d))));
+            ordered.sort_by_key(|(at, _)| *at);
+            let all: Vec<String> = ordered.into_iter().map(|(_, t)| t).collect();
+            (all.clone(), all)
+        }
+        Some(BodyScan::Patch(keys)) => {
+            let mut all: Vec<String> = known_dups(keys).iter().map(dup_text).collect();
+            all.extend(texts);
+            (all.clone(), all)
+        }
+        Some(BodyScan::Yaml(dups)) => {
+            let lines = yaml_duplicate_lines(dups);
+            let mut errs = Vec::new();
+            if !lines.is_empty() {
+                errs.push(format!("yaml: unmarshal errors:\n  {}", lines.join("\n  ")));
+            }
+            errs.extend(texts.iter().cloned());
+            let mut warns = lines;
+            warns.extend(texts);
+            (errs, warns)
+        }
+    }
 }
 
 impl WriteCtx {
@@ -44,6 +149,8 @@ impl WriteCtx {
             field_manager: self.field_manager.clone(),
             field_validation: self.field_validation,
             warnings: Vec::new(),
+            applying: self.applying,
+            body_scan: None,
         }
     }
 
@@ -54,6 +161,8 @@ impl WriteCtx {
             field_manager: manager.to_string(),
             field_validation: FieldValidation::Ignore,
             warnings: Vec::new(),
+            applying: false,
+            body_scan: None,
         }
     }
 }
@@ -139,6 +248,9 @@ pub struct ListOut {
 pub struct Registry {
     pub store: Arc<dyn Backend>,
     pub caches: Arc<Caches>,
+    /// ClusterIP and NodePort allocation for Services.
+    pub services: Arc<crate::service_alloc::ServiceAllocators>,
+    pub admission: admission::Settings,
 }
 
 fn store_err(info: &ResourceInfo, name: &str, e: ferrokube_store::Error) -> ApiError {
@@ -184,7 +296,7 @@ pub fn generate_name(prefix: &str) -> String {
 }
 
 /// Serializes an object for storage: without `resourceVersion`, which the store's revision is.
-fn to_stored_bytes(obj: &Value) -> Bytes {
+pub(crate) fn to_stored_bytes(obj: &Value) -> Bytes {
     let mut v = obj.clone();
     object::remove_meta(&mut v, "resourceVersion");
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
@@ -203,8 +315,44 @@ fn ttl(info: &ResourceInfo) -> Option<Duration> {
 }
 
 impl Registry {
+    /// A registry with the default service network and admission settings.
     pub fn new(store: Arc<dyn Backend>, caches: Arc<Caches>) -> Self {
-        Registry { store, caches }
+        let services = crate::service_alloc::ServiceAllocators::new(
+            &crate::service_alloc::ServiceNetwork::default(),
+            store.clone(),
+        )
+        .expect("the default service network is valid");
+        Self::with_options(
+            store,
+            caches,
+            Arc::new(services),
+            admission::Settings::default(),
+        )
+    }
+
+    pub fn with_options(
+        store: Arc<dyn Backend>,
+        caches: Arc<Caches>,
+        services: Arc<crate::service_alloc::ServiceAllocators>,
+        admission: admission::Settings,
+    ) -> Self {
+        Registry {
+            store,
+            caches,
+            services,
+            admission,
+        }
+    }
+
+    fn is_services(info: &ResourceInfo) -> bool {
+        info.group.is_empty() && info.resource == "services"
+    }
+
+    /// An object left the store: what it held goes back (Service addresses and ports).
+    async fn after_delete(&self, sinfo: &ResourceInfo, obj: &Value) {
+        if Self::is_services(sinfo) {
+            self.services.release_service(obj).await;
+        }
     }
 
     /// Decodes-time processing of a client's object in `info`'s version: fills and checks
@@ -247,6 +395,7 @@ impl Registry {
             }
         }
         object::drop_nulls(&mut obj);
+        let scan = ctx.body_scan.take();
         if let Some(ty) = schema::kind_type(info.group, info.version, kind) {
             let mut issues = Vec::new();
             schema::normalize(&mut obj, ty, "", &mut issues);
@@ -255,18 +404,17 @@ impl Registry {
             if let Some(first) = hard.first() {
                 return Err(decode_issue_error(kind, info.version, &first.to_string()));
             }
-            if !strict.is_empty() {
+            let (errors, warnings) = strict_report(&strict, scan.as_ref());
+            if !errors.is_empty() {
                 match ctx.field_validation {
                     FieldValidation::Strict => {
                         return Err(decode_issue_error(
                             kind,
                             info.version,
-                            &schema::strict_decoding_message(&strict),
+                            &format!("strict decoding error: {}", errors.join(", ")),
                         ));
                     }
-                    FieldValidation::Warn => {
-                        ctx.warnings.extend(strict.iter().map(|i| i.to_string()))
-                    }
+                    FieldValidation::Warn => ctx.warnings.extend(warnings),
                     FieldValidation::Ignore => {}
                 }
             }
@@ -533,15 +681,17 @@ impl Registry {
             let prefix = object::meta_str(&obj, "generateName").to_string();
             object::set_meta(&mut obj, "name", generate_name(&prefix));
         }
-        managed_fields::record(
-            &mut obj,
-            None,
-            &ctx.field_manager,
-            "Update",
-            &api_version(info),
-            "",
-            &now,
-        );
+        if !ctx.applying {
+            managed_fields::record(
+                &mut obj,
+                None,
+                &ctx.field_manager,
+                "Update",
+                &api_version(info),
+                "",
+                &now,
+            );
+        }
         let (g, v) = sinfo.storage_version;
         let kind = object::kind(&obj).to_string();
         strategy::prepare_for_create(sinfo, &mut obj, &now);
@@ -552,6 +702,36 @@ impl Registry {
         // Status resets leave zero values Go would still encode; defaulting restores them.
         ferrokube_api::defaults::apply(g, v, &kind, &mut obj);
         admission::admit_create(self, ctx, sinfo, &mut obj).await?;
+        let txn = if Self::is_services(sinfo) {
+            Some(self.services.allocate_create(&mut obj, ctx.dry_run).await?)
+        } else {
+            None
+        };
+        let result = self
+            .create_allocated(ctx, info, sinfo, ns, obj, generated)
+            .await;
+        if let Some(txn) = txn {
+            match &result {
+                Ok(_) => self.services.commit(txn).await,
+                Err(_) => self.services.revert(txn).await,
+            }
+        }
+        result
+    }
+
+    /// The rest of a create, once allocations are made: validation, validating admission,
+    /// the write.
+    async fn create_allocated(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        sinfo: &'static ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+        generated: bool,
+    ) -> Result<Value, ApiError> {
+        let (g, v) = sinfo.storage_version;
+        let kind = object::kind(&obj).to_string();
         let errs = ferrokube_api::validation::validate_create(g, v, &kind, &obj);
         if !errs.is_empty() {
             return Err(ApiError::invalid(
@@ -561,6 +741,7 @@ impl Registry {
                 &errs,
             ));
         }
+        admission::validate_create(self, ctx, sinfo, &obj).await?;
         if ctx.dry_run {
             return Ok(conversion::from_storage(info, obj));
         }
@@ -700,23 +881,84 @@ impl Registry {
                 m.insert("managedFields".into(), mf.clone());
             }
         }
+        let applied_fields = ctx
+            .applying
+            .then(|| new.pointer("/metadata/managedFields").cloned())
+            .flatten();
         strategy::prepare_for_update(sinfo, &mut new, &old, subresource);
+        if let Some(mf) = applied_fields {
+            // Subresource strategies reset metadata; apply's field ownership still holds.
+            object::meta_mut(&mut new).insert("managedFields".into(), mf);
+        }
         if subresource.is_empty() {
             strategy::bump_generation(sinfo, &mut new, &old);
         }
         let now = ferrokube_api::time::format_rfc3339(ferrokube_api::time::now());
-        managed_fields::record(
-            &mut new,
-            Some(&old),
-            &ctx.field_manager,
-            "Update",
-            &api_version(info),
-            subresource,
-            &now,
-        );
+        if !ctx.applying {
+            managed_fields::record(
+                &mut new,
+                Some(&old),
+                &ctx.field_manager,
+                "Update",
+                &api_version(info),
+                subresource,
+                &now,
+            );
+        }
         if let Err(e) = admission::admit_update(self, ctx, sinfo, &mut new, &old).await {
             return Ok(Err(e));
         }
+        let txn = if Self::is_services(sinfo) && subresource.is_empty() {
+            match self
+                .services
+                .allocate_update(&mut new, &old, ctx.dry_run)
+                .await
+            {
+                Ok(t) => Some(t),
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            None
+        };
+        let result = self
+            .update_allocated(
+                ctx,
+                info,
+                sinfo,
+                ns,
+                name,
+                subresource,
+                new,
+                kv,
+                old,
+                conditional,
+            )
+            .await;
+        if let Some(txn) = txn {
+            match &result {
+                Ok(Ok(_)) => self.services.commit(txn).await,
+                _ => self.services.revert(txn).await,
+            }
+        }
+        result
+    }
+
+    /// The rest of an update, once allocations are made: validation, validating admission,
+    /// the write (or the delete, when the last finalizer went).
+    #[allow(clippy::too_many_arguments)]
+    async fn update_allocated(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        sinfo: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        mut new: Value,
+        kv: KeyValue,
+        old: Value,
+        conditional: bool,
+    ) -> Result<Result<Value, ApiError>, Retry> {
         let (g, v) = sinfo.storage_version;
         let errs = ferrokube_api::validation::validate_update(g, v, object::kind(&new), &new, &old);
         if !errs.is_empty() {
@@ -727,9 +969,21 @@ impl Registry {
                 &errs,
             )));
         }
+        if let Err(e) = admission::validate_update(self, ctx, sinfo, &new, &old, subresource).await
+        {
+            return Ok(Err(e));
+        }
+        // A namespace also waits for its spec finalizers (the namespace controller's).
+        let namespace_finalizing = sinfo.group.is_empty()
+            && sinfo.resource == "namespaces"
+            && new
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
         // Removing the last finalizer of an object being deleted completes the delete.
         if object::deletion_timestamp(&new).is_some()
             && object::finalizers(&new).is_empty()
+            && !namespace_finalizing
             && !ctx.dry_run
         {
             let grace = new
@@ -743,6 +997,7 @@ impl Registry {
                     .await
                 {
                     Ok((rev, _)) => {
+                        self.after_delete(sinfo, &new).await;
                         object::set_resource_version(&mut new, rev);
                         Ok(Ok(conversion::from_storage(info, new)))
                     }
@@ -812,6 +1067,9 @@ impl Registry {
             }
             let conditional =
                 object::resource_version(&patched) != object::resource_version(&original);
+            if matches!(patch_type, PatchType::Merge | PatchType::Strategic) {
+                ctx.body_scan = Some(BodyScan::Patch(scan_json(body)));
+            }
             let new = self.decode_input(ctx, info, patched, kind)?;
             match self
                 .update_from(ctx, info, ns, name, subresource, new, kv, old, conditional)
@@ -819,6 +1077,160 @@ impl Registry {
             {
                 Err(Retry) => continue,
                 Ok(r) => return r,
+            }
+        }
+        Err(ApiError::conflict_modified(info.group, info.resource, name))
+    }
+
+    /// PATCH with `application/apply-patch+yaml`: server-side apply of the configuration in
+    /// `body` to the object (or its status), creating it when absent (only the main resource).
+    /// Returns the object and whether it was created.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply(
+        &self,
+        ctx: &mut WriteCtx,
+        info: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        subresource: &str,
+        body: &[u8],
+        force: bool,
+    ) -> Result<(Value, bool), ApiError> {
+        let mut config: Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        // yaml.v2's strict decoding of the body, JSON or YAML: duplicate keys by line.
+        let trimmed = body.trim_ascii_start();
+        let dups = if trimmed.starts_with(b"{") {
+            scan_json(body).duplicates
+        } else {
+            scan_yaml(body)
+        };
+        if !dups.is_empty() {
+            let lines = yaml_duplicate_lines(&dups);
+            match ctx.field_validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+                        lines.join("\n  ")
+                    )));
+                }
+                FieldValidation::Warn => ctx.warnings.extend(lines),
+                FieldValidation::Ignore => {}
+            }
+        }
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the applied configuration must be an object",
+            ));
+        }
+        let expected = info.api_version();
+        let given = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if given != expected {
+            return Err(ApiError::bad_request(format!(
+                "Incorrect version specified in apply patch. Specified patch version: {given}, expected: {expected}"
+            )));
+        }
+        if config.get("kind").and_then(Value::as_str) != Some(info.kind) {
+            let kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
+            return Err(decode_issue_error(
+                kind,
+                info.version,
+                &format!(
+                    "the kind in the data ({kind}) does not match the expected kind ({})",
+                    info.kind
+                ),
+            ));
+        }
+        match object::name(&config) {
+            "" => object::set_meta(&mut config, "name", name),
+            n if n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            _ => {}
+        }
+        if info.namespaced {
+            match object::namespace(&config) {
+                "" => object::set_meta(&mut config, "namespace", ns),
+                n if n != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let wants_rv = object::resource_version(&config).to_string();
+        let api_version = api_version(info);
+        ctx.applying = true;
+        for _ in 0..16 {
+            let now = ferrokube_api::time::format_rfc3339(ferrokube_api::time::now());
+            let opts = ferrokube_api::apply::ApplyOptions {
+                manager: &ctx.field_manager,
+                api_version: &api_version,
+                subresource,
+                force,
+                now: &now,
+            };
+            let live = self.read_live(info, ns, name).await?;
+            let Some((kv, old)) = live else {
+                if !subresource.is_empty() {
+                    return Err(ApiError::not_found(info.group, info.resource, name));
+                }
+                if !wants_rv.is_empty() {
+                    return Err(ApiError::not_found(info.group, info.resource, name));
+                }
+                let mut base = json!({"apiVersion": api_version, "kind": info.kind,
+                    "metadata": {"name": name}});
+                if info.namespaced {
+                    object::set_meta(&mut base, "namespace", ns);
+                }
+                let merged =
+                    ferrokube_api::apply::apply(&base, &config, &opts).map_err(apply_error)?;
+                let obj = self.decode_input(ctx, info, merged, info.kind)?;
+                match self.create(ctx, info, ns, obj).await {
+                    Err(e)
+                        if e.code == 409
+                            && e.reason == ferrokube_api::error::Reason::AlreadyExists =>
+                    {
+                        continue;
+                    }
+                    other => return other.map(|o| (o, true)),
+                }
+            };
+            let original = conversion::from_storage(info, old.clone());
+            if !wants_rv.is_empty() && wants_rv != object::resource_version(&original) {
+                return Err(ApiError::conflict_modified(info.group, info.resource, name));
+            }
+            let merged =
+                ferrokube_api::apply::apply(&original, &config, &opts).map_err(apply_error)?;
+            let mut new = self.decode_input(ctx, info, merged, info.kind)?;
+            object::set_meta(
+                &mut new,
+                "resourceVersion",
+                object::resource_version(&original),
+            );
+            match self
+                .update_from(
+                    ctx,
+                    info,
+                    ns,
+                    name,
+                    subresource,
+                    new,
+                    kv,
+                    old,
+                    !wants_rv.is_empty(),
+                )
+                .await
+            {
+                Err(Retry) => continue,
+                Ok(r) => return r.map(|o| (o, false)),
             }
         }
         Err(ApiError::conflict_modified(info.group, info.resource, name))
@@ -959,6 +1371,7 @@ impl Registry {
                 .await
             {
                 Ok((rev, _)) => {
+                    self.after_delete(sinfo, &obj).await;
                     object::set_resource_version(&mut obj, rev);
                     return Ok(Deleted::Now(conversion::from_storage(info, obj)));
                 }
@@ -1197,6 +1610,45 @@ impl Registry {
         Err(ApiError::conflict_modified("", "pods", name))
     }
 
+    /// One live object in its storage form, for admission (cache first, then the store).
+    pub async fn live_object(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        let Some(info) = resources::find(group, version, resource) else {
+            return Ok(None);
+        };
+        if let Some(c) = self.caches.for_resource(info)
+            && let Some(o) = c.get(&info.key(ns, name))
+        {
+            return Ok(Some(o.value()));
+        }
+        Ok(self.read_live(info, ns, name).await?.map(|(_, v)| v))
+    }
+
+    /// Every live object of a cluster-scoped resource (or of one namespace), for admission.
+    pub async fn live_objects(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        ns: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        let Some(info) = resources::find(group, version, resource) else {
+            return Ok(Vec::new());
+        };
+        let listed = self
+            .store
+            .list(&info.collection_prefix(ns), "", 0, 0)
+            .await
+            .map_err(|e| store_err(info, "", e))?;
+        listed.kvs.iter().map(parse_stored).collect()
+    }
+
     /// The live object of a namespace, for admission (cache first, then the store).
     pub async fn namespace_object(&self, name: &str) -> Result<Option<Value>, ApiError> {
         let info = resources::find("", "v1", "namespaces").expect("namespaces are registered");
@@ -1264,7 +1716,33 @@ fn patch_error(info: &ResourceInfo, name: &str, e: PatchError) -> ApiError {
         PatchError::UnsupportedMediaType(_) => {
             ApiError::new(415, ferrokube_api::error::Reason::UnsupportedMediaType, msg)
         }
-        PatchError::Internal(_) => ApiError::internal(msg),
+        // Plain Go errors reach upstream's ErrorToAPIStatus unclassified: 500, no reason.
+        PatchError::Internal(_) => ApiError::new(500, ferrokube_api::error::Reason::Unknown, msg),
+    }
+}
+
+/// The Status of a failed server-side apply.
+fn apply_error(e: ferrokube_api::apply::ApplyError) -> ApiError {
+    use ferrokube_api::apply::ApplyError as E;
+    use ferrokube_api::error::Reason;
+    match e {
+        E::Conflicts(list) => {
+            let mut err = ApiError::new(
+                409,
+                Reason::Conflict,
+                E::Conflicts(list.clone()).to_string(),
+            );
+            for c in &list {
+                err = err.with_cause(
+                    "FieldManagerConflict",
+                    &format!("conflict with {}", c.manager),
+                    &c.field,
+                );
+            }
+            err
+        }
+        E::Schema(msg) => ApiError::new(500, Reason::Unknown, msg),
+        E::BadRequest(msg) => ApiError::bad_request(msg),
     }
 }
 

@@ -47,6 +47,7 @@ pub async fn handle(
         "scale" => scale(srv, call, rr, body).await,
         "binding" => binding(srv, call, rr, body).await,
         "eviction" => eviction(srv, call, rr, body).await,
+        "token" => token(srv, call, rr, body).await,
         "log" | "exec" | "attach" | "portforward" | "proxy" => streaming(srv, rr).await,
         _ => Err(ApiError::not_found(info.group, info.resource, &rr.name)),
     }
@@ -108,18 +109,33 @@ async fn slice(
         "patch" => {
             let mut ctx = ctx(call)?;
             let pt = patch_type(call)?;
-            let o = srv
-                .registry
-                .patch(
-                    &mut ctx,
-                    info,
-                    &rr.namespace,
-                    &rr.name,
-                    &rr.subresource,
-                    pt,
-                    &body,
-                )
-                .await?;
+            let force = crate::handlers::patch_options(call, pt)?;
+            let o = if pt == PatchType::Apply {
+                srv.registry
+                    .apply(
+                        &mut ctx,
+                        info,
+                        &rr.namespace,
+                        &rr.name,
+                        &rr.subresource,
+                        &body,
+                        force,
+                    )
+                    .await?
+                    .0
+            } else {
+                srv.registry
+                    .patch(
+                        &mut ctx,
+                        info,
+                        &rr.namespace,
+                        &rr.name,
+                        &rr.subresource,
+                        pt,
+                        &body,
+                    )
+                    .await?
+            };
             Ok(response::object(
                 StatusCode::OK,
                 info.group,
@@ -248,6 +264,27 @@ async fn scale(
 
 fn success(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+}
+
+/// `serviceaccounts/token`: a TokenRequest answered with a signed token (201).
+async fn token(
+    srv: &Arc<ApiServer>,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let Some(signer) = srv.tokens.get() else {
+        return Err(ApiError::not_found(
+            rr.info.group,
+            &format!("{}/token", rr.info.resource),
+            &rr.name,
+        ));
+    };
+    let req = decode_body(&call.headers, &body)?;
+    let answer =
+        crate::serviceaccount::token_request(signer, &srv.registry, &rr.namespace, &rr.name, req)
+            .await?;
+    Ok(response::json_value(StatusCode::CREATED, &answer))
 }
 
 async fn binding(

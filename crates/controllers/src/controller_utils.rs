@@ -155,9 +155,7 @@ fn ready_condition(p: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition>
         .find(|c| c.type_ == "Ready")
 }
 
-pub fn is_pod_ready(p: &Pod) -> bool {
-    ready_condition(p).is_some_and(|c| c.status == "True")
-}
+pub use crate::util::is_pod_ready;
 
 /// When the pod last became ready (the Ready condition's transition time).
 pub fn pod_ready_time(p: &Pod) -> Option<&Time> {

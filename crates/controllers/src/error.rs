@@ -1,5 +1,6 @@
 //! Errors of the controllers: an API call that failed (retryable unless the server said the
-//! request itself is wrong) or an object the controller cannot act on.
+//! request itself is wrong) or an object the controller cannot act on. Every reconcile returns
+//! this one type; the work queue retries all of them with backoff.
 
 /// What went wrong while reconciling a key.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,13 @@ pub enum Error {
     /// Expected and retried: e.g. a hash collision that was just recorded in the status.
     #[error("{0}")]
     Retry(String),
+    /// An API call whose failure needs no more context than kube-rs gives.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Other(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -39,7 +47,7 @@ impl Error {
     /// The HTTP status the API server answered with, if this is an API error.
     pub fn code(&self) -> Option<u16> {
         match self {
-            Error::Api { source, .. } => api_code(source),
+            Error::Api { source, .. } | Error::Kube(source) => api_code(source),
             _ => None,
         }
     }
@@ -58,7 +66,8 @@ impl Error {
             Error::Api {
                 source: kube::Error::Api(s),
                 ..
-            } => s.message.clone(),
+            }
+            | Error::Kube(kube::Error::Api(s)) => s.message.clone(),
             other => other.to_string(),
         }
     }
@@ -69,7 +78,8 @@ impl Error {
             Error::Api {
                 source: kube::Error::Api(s),
                 ..
-            } => s
+            }
+            | Error::Kube(kube::Error::Api(s)) => s
                 .details
                 .as_ref()
                 .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))

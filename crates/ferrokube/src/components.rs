@@ -10,14 +10,16 @@ use tokio_util::sync::CancellationToken;
 
 /// Starts the controller manager (and, as they are added, the scheduler and the node agent)
 /// inside the server process.
-pub fn start_in_process(srv: Arc<ApiServer>, cancel: CancellationToken, controllers: Vec<String>) {
+pub fn start_in_process(
+    srv: Arc<ApiServer>,
+    cancel: CancellationToken,
+    controllers: Vec<String>,
+    config: ferrokube_controllers::Config,
+) {
     let client = ferrokube_client::in_process(InProcess::new(srv));
     let informers = Informers::new(client.clone(), cancel.clone());
-    let ctx = Arc::new(ferrokube_controllers::Context {
-        client,
-        informers,
-        cancel,
-        config: ferrokube_controllers::Config::default(),
-    });
+    let ctx = Arc::new(ferrokube_controllers::Context::new(
+        client, informers, cancel, config,
+    ));
     tokio::spawn(async move { ferrokube_controllers::run(ctx, &controllers).await });
 }

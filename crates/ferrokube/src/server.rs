@@ -39,6 +39,46 @@ pub struct ServerArgs {
     /// Controllers to run: `*` for all, `-name` to leave one out, or names.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     controllers: Vec<String>,
+    /// Service ClusterIPs come from this CIDR.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: String,
+    /// NodePorts come from this range (`30000-32767`).
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: (u16, u16),
+    /// Pod CIDRs of nodes are carved (a /24 each) from this CIDR.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// How long a node may stop reporting before it is marked unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: Duration,
+    /// Where the local-path provisioner keeps volumes on nodes.
+    #[arg(long, default_value = "/var/lib/ferrokube/storage")]
+    default_local_storage_path: PathBuf,
+    /// Admission plugins to leave out (upstream names, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
+}
+
+/// `30000-32767`.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("invalid port range {s:?} (use FROM-TO)"))?;
+    let lo: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid port {a:?}"))?;
+    let hi: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid port {b:?}"))?;
+    if hi < lo {
+        return Err(format!("empty port range {s:?}"));
+    }
+    Ok((lo, hi))
 }
 
 /// `300ms`, `10s`, `5m`, `1h`.
@@ -120,8 +160,35 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         client_ca_pem: pki.ca.cert_pem.clone(),
         compaction_interval: args.compaction_interval,
     };
-    let srv = ApiServer::new(config, store, cancel.clone()).await?;
-    crate::components::start_in_process(srv.clone(), cancel.clone(), args.controllers.clone());
+    let options = ferrokube_apiserver::Options {
+        service_network: ferrokube_apiserver::service_alloc::ServiceNetwork {
+            cluster_ip_range: args.service_cluster_ip_range.clone(),
+            node_port_range: args.service_node_port_range,
+        },
+        admission: ferrokube_apiserver::admission::Settings {
+            disabled: args.disable_admission_plugins.clone(),
+            verify_service_accounts: true,
+        },
+        kubernetes_service: true,
+    };
+    let srv = ApiServer::with_options(config, options, store, cancel.clone()).await?;
+    srv.enable_service_account_tokens(&data_dir.join("pki").join("sa.key"))?;
+    let controller_config = ferrokube_controllers::Config {
+        node_monitor_grace_period: args.node_monitor_grace_period,
+        node_monitor_period: args.node_monitor_period,
+        service_cluster_ip_range: args.service_cluster_ip_range.clone(),
+        service_node_port_range: args.service_node_port_range,
+        cluster_cidr: args.cluster_cidr.clone(),
+        root_ca_pem: pki.ca.cert_pem.clone(),
+        local_path_dir: args.default_local_storage_path.clone(),
+        ..Default::default()
+    };
+    crate::components::start_in_process(
+        srv.clone(),
+        cancel.clone(),
+        args.controllers.clone(),
+        controller_config,
+    );
     tracing::info!(url = %server_url, kubeconfig = %kubeconfig_path.display(), datastore = %endpoint, "API server ready");
     if !args.disable_agent {
         tracing::info!("no node agent yet in this build: running the control plane only");

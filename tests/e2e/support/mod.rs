@@ -171,9 +171,10 @@ impl Kubectl {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
-        c.args(args)
-            .arg("--cache-dir")
+        // The global flag goes first: after a `--` it would be the container's argument.
+        c.arg("--cache-dir")
             .arg(self.home.join("cache"))
+            .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", &self.home)
             .env_remove("KUBECTL_EXTERNAL_DIFF");

@@ -63,6 +63,9 @@ pub enum PatchType {
     Json,
     Merge,
     Strategic,
+    /// `application/apply-patch+yaml`: server-side apply ([`crate::apply`]), which needs the
+    /// object's managed fields and so is not applied by [`apply`].
+    Apply,
 }
 
 impl PatchType {
@@ -73,6 +76,7 @@ impl PatchType {
             "application/json-patch+json" => Some(PatchType::Json),
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
+            "application/apply-patch+yaml" => Some(PatchType::Apply),
             _ => None,
         }
     }
@@ -82,6 +86,7 @@ impl PatchType {
             PatchType::Json => "application/json-patch+json",
             PatchType::Merge => "application/merge-patch+json",
             PatchType::Strategic => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
         }
     }
 }
@@ -117,6 +122,9 @@ pub fn apply(
                 serde_json::from_slice(body).map_err(|e| PatchError::BadRequest(e.to_string()))?;
             strategic_merge(original, &patch, ty)
         }
+        PatchType::Apply => Err(PatchError::Internal(
+            "apply patches are merged by server-side apply, not as a patch document".into(),
+        )),
     }
 }
 
@@ -164,7 +172,7 @@ mod tests {
                 "application/strategic-merge-patch+json",
                 Some(PatchType::Strategic),
             ),
-            ("application/apply-patch+yaml", None),
+            ("application/apply-patch+yaml", Some(PatchType::Apply)),
             ("application/json", None),
         ];
         for (ct, want) in cases {

@@ -5,6 +5,7 @@
 //! k8s-openapi (v1_33) sources. This module is the API over it, plus [`normalize`], which
 //! checks a decoded JSON object against its type the way upstream's strict JSON decoder does.
 
+pub mod duplicates;
 mod generated;
 mod normalize;
 
