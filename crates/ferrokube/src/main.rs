@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod components;
+mod controller_manager;
 mod server;
 
 #[derive(Parser)]
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API server (and, with later releases, scheduler, controllers and a node agent).
     Server(server::ServerArgs),
+    /// Run the controllers against an API server (with leader election).
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Measure a running cluster.
     Bench(bench::BenchArgs),
 }
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server::run(args)),
+        Command::ControllerManager(args) => rt.block_on(controller_manager::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }
