@@ -2,6 +2,7 @@
 //! clients use it (HTTPS, HTTP/2, client certificates), and print the figures the issues name.
 
 pub mod api;
+pub mod controllers;
 mod conn;
 
 #[derive(Debug, thiserror::Error)]

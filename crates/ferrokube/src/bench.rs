@@ -14,6 +14,23 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// The API server: creates/s and latency, gets/s, big Table lists, watch fan-out, memory.
     Api(ApiArgs),
+    /// The controller manager: N Deployments x R replicas against an in-process server with
+    /// simulated nodes and a stand-in kubelet; pods created, available, rolled out; RSS.
+    Controllers(ControllersArgs),
+}
+
+#[derive(Args, Debug)]
+struct ControllersArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 1_000)]
+    deployments: usize,
+    #[arg(long, default_value_t = 10)]
+    replicas: usize,
+    /// Simulated Node objects the pods are bound to.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -41,6 +58,27 @@ struct ApiArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
+        BenchCommand::Controllers(a) => {
+            let opts = ferrokube_bench::controllers::Options {
+                deployments: a.deployments,
+                replicas: a.replicas,
+                nodes: a.nodes,
+                ..Default::default()
+            };
+            let quiet = a.json;
+            let report = ferrokube_bench::controllers::run(&opts, |line| {
+                if !quiet {
+                    eprintln!("  {line}");
+                }
+            })
+            .await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(())
+        }
         BenchCommand::Api(a) => {
             let path = ferrokube_client::kubeconfig_path(a.kubeconfig.as_deref());
             let conn = ferrokube_client::load(&path).await?;
