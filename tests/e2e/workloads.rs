@@ -93,7 +93,14 @@ impl Kubelet {
                     let name = p["metadata"]["name"].as_str().unwrap_or_default();
                     if !p["metadata"]["deletionTimestamp"].is_null() {
                         k.run(&[
-                            "delete", "pod", name, "-n", ns, "--grace-period=0", "--force", "--wait=false",
+                            "delete",
+                            "pod",
+                            name,
+                            "-n",
+                            ns,
+                            "--grace-period=0",
+                            "--force",
+                            "--wait=false",
                         ]);
                         continue;
                     }
@@ -108,7 +115,11 @@ impl Kubelet {
                             "metadata": {"name": name, "namespace": ns},
                             "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
                         let path = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-                        if !k.run_stdin(&["create", "--raw", &path, "-f", "-"], &binding.to_string()).status.success() {
+                        if !k
+                            .run_stdin(&["create", "--raw", &path, "-f", "-"], &binding.to_string())
+                            .status
+                            .success()
+                        {
                             continue;
                         }
                     }
@@ -127,7 +138,14 @@ impl Kubelet {
                             "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}]}})
                     };
                     k.run(&[
-                        "patch", "pod", name, "-n", ns, "--subresource=status", "--type=merge", "-p",
+                        "patch",
+                        "pod",
+                        name,
+                        "-n",
+                        ns,
+                        "--subresource=status",
+                        "--type=merge",
+                        "-p",
                         &status.to_string(),
                     ]);
                 }
@@ -153,9 +171,10 @@ impl Drop for Kubelet {
 }
 
 fn is_ready(p: &Value) -> bool {
-    p["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 fn image_of(k: &Kubectl, deploy: &str) -> String {
@@ -175,7 +194,13 @@ fn kubectl_creates_scales_rolls_out_and_undoes_a_deployment_within_surge_and_una
     create_nodes(&k, &["node-a", "node-b"]);
     let kubelet = Kubelet::start(&k, &["node-a", "node-b"], "web");
 
-    k.ok(&["create", "deployment", "web", "--image=nginx:1.25", "--replicas=4"]);
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.25",
+        "--replicas=4",
+    ]);
     let out = k.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
     let rs = table(&k.ok(&["get", "rs"]));
@@ -200,18 +225,34 @@ fn kubectl_creates_scales_rolls_out_and_undoes_a_deployment_within_surge_and_una
     {
         let o = kubelet.observed.lock().unwrap();
         assert!(o.snapshots >= 3, "too few observations: {o:?}");
-        assert!(o.max_pods <= 8, "more than replicas + maxSurge pods at once: {o:?}");
-        assert!(o.min_ready >= 5, "fewer than replicas - maxUnavailable ready pods: {o:?}");
+        assert!(
+            o.max_pods <= 8,
+            "more than replicas + maxSurge pods at once: {o:?}"
+        );
+        assert!(
+            o.min_ready >= 5,
+            "fewer than replicas - maxUnavailable ready pods: {o:?}"
+        );
     }
     let rs = table(&k.ok(&["get", "rs"]));
     assert_eq!(rs.len(), 3, "old and new ReplicaSets: {rs:?}");
-    assert!(rs.iter().skip(1).any(|r| r[1..4] == ["6", "6", "6"]), "{rs:?}");
-    assert!(rs.iter().skip(1).any(|r| r[1..4] == ["0", "0", "0"]), "{rs:?}");
+    assert!(
+        rs.iter().skip(1).any(|r| r[1..4] == ["6", "6", "6"]),
+        "{rs:?}"
+    );
+    assert!(
+        rs.iter().skip(1).any(|r| r[1..4] == ["0", "0", "0"]),
+        "{rs:?}"
+    );
 
     let history = k.ok(&["rollout", "history", "deployment/web"]);
     let h = table(&history.lines().skip(1).collect::<Vec<_>>().join("\n"));
     assert_eq!(h[0], ["REVISION", "CHANGE-CAUSE"], "{history}");
-    assert_eq!(h.iter().skip(1).map(|r| r[0].as_str()).collect::<Vec<_>>(), ["1", "2"], "{history}");
+    assert_eq!(
+        h.iter().skip(1).map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["1", "2"],
+        "{history}"
+    );
     let rev1 = k.ok(&["rollout", "history", "deployment/web", "--revision=1"]);
     assert!(rev1.contains("nginx:1.25"), "{rev1}");
 
@@ -240,17 +281,39 @@ fn kubectl_creates_scales_rolls_out_and_undoes_a_deployment_within_surge_and_una
     assert_eq!(ann, "4");
 
     let describe = k.ok(&["describe", "deployment", "web"]);
-    assert!(describe.contains("StrategyType:           RollingUpdate"), "{describe}");
-    assert!(describe.contains("RollingUpdateStrategy:  25% max unavailable, 25% max surge"), "{describe}");
-    assert!(describe.contains("Available      True    MinimumReplicasAvailable"), "{describe}");
-    assert!(describe.contains("Progressing    True    NewReplicaSetAvailable"), "{describe}");
-    assert!(describe.contains("NewReplicaSet:"), "{describe}");
-    let events: Vec<&str> = describe.lines().filter(|l| l.contains("ScalingReplicaSet")).collect();
     assert!(
-        events.iter().any(|l| l.contains("deployment-controller") && l.contains("Scaled up replica set web-")),
+        describe.contains("StrategyType:           RollingUpdate"),
         "{describe}"
     );
-    assert!(events.iter().any(|l| l.contains("Scaled down replica set web-")), "{describe}");
+    assert!(
+        describe.contains("RollingUpdateStrategy:  25% max unavailable, 25% max surge"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("Available      True    MinimumReplicasAvailable"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("Progressing    True    NewReplicaSetAvailable"),
+        "{describe}"
+    );
+    assert!(describe.contains("NewReplicaSet:"), "{describe}");
+    let events: Vec<&str> = describe
+        .lines()
+        .filter(|l| l.contains("ScalingReplicaSet"))
+        .collect();
+    assert!(
+        events.iter().any(
+            |l| l.contains("deployment-controller") && l.contains("Scaled up replica set web-")
+        ),
+        "{describe}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|l| l.contains("Scaled down replica set web-")),
+        "{describe}"
+    );
 
     let out = k.ok(&["scale", "deployment/web", "--replicas=2"]);
     assert_eq!(out.trim(), "deployment.apps/web scaled");
@@ -268,7 +331,12 @@ fn a_job_runs_to_completion_and_a_cronjob_creates_jobs() {
     let _kubelet = Kubelet::start(&k, &["node-a"], "none");
 
     k.ok(&["create", "job", "once", "--image=busybox", "--", "true"]);
-    let out = k.ok(&["wait", "--for=condition=complete", "job/once", "--timeout=90s"]);
+    let out = k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/once",
+        "--timeout=90s",
+    ]);
     assert_eq!(out.trim(), "job.batch/once condition met");
     let jobs = table(&k.ok(&["get", "jobs"]));
     assert_eq!(jobs[0][..3], ["NAME", "STATUS", "COMPLETIONS"]);
@@ -277,7 +345,15 @@ fn a_job_runs_to_completion_and_a_cronjob_creates_jobs() {
     assert!(describe.contains("SuccessfulCreate"), "{describe}");
     assert!(describe.contains("Completed"), "{describe}");
 
-    k.ok(&["create", "cronjob", "tick", "--image=busybox", "--schedule=* * * * *", "--", "true"]);
+    k.ok(&[
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=* * * * *",
+        "--",
+        "true",
+    ]);
     let cj = table(&k.ok(&["get", "cronjob", "tick"]));
     assert_eq!(cj[0][..3], ["NAME", "SCHEDULE", "TIMEZONE"]);
     // The next minute boundary is at most 60 s away.
@@ -287,15 +363,32 @@ fn a_job_runs_to_completion_and_a_cronjob_creates_jobs() {
             .find(|l| l.starts_with("tick-") && l.ends_with(" CronJob"))
             .map(|l| l.split_whitespace().next().unwrap().to_string())
     });
-    let minutes: i64 = job.trim_start_matches("tick-").parse().expect("scheduled minute");
+    let minutes: i64 = job
+        .trim_start_matches("tick-")
+        .parse()
+        .expect("scheduled minute");
     assert!(minutes > 28_000_000, "{job}");
-    k.ok(&["wait", "--for=condition=complete", &format!("job/{job}"), "--timeout=60s"]);
+    k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        &format!("job/{job}"),
+        "--timeout=60s",
+    ]);
     eventually("lastSuccessfulTime", Duration::from_secs(30), || {
-        let t = k.ok(&["get", "cronjob", "tick", "-o", "jsonpath={.status.lastSuccessfulTime}"]);
+        let t = k.ok(&[
+            "get",
+            "cronjob",
+            "tick",
+            "-o",
+            "jsonpath={.status.lastSuccessfulTime}",
+        ]);
         (!t.is_empty()).then_some(())
     });
     let describe = k.ok(&["describe", "cronjob", "tick"]);
-    assert!(describe.contains(&format!("Created job {job}")), "{describe}");
+    assert!(
+        describe.contains(&format!("Created job {job}")),
+        "{describe}"
+    );
 }
 
 /// A `ferrokube controller-manager` process; killed when dropped.
@@ -313,9 +406,19 @@ fn a_standalone_controller_manager_takes_the_lease_and_runs_deployments() {
     // The server runs no controllers of its own.
     let s = Server::start_with(&["--controllers=none"]);
     let k = s.kubectl(V);
-    k.ok(&["create", "deployment", "solo", "--image=nginx", "--replicas=2"]);
+    k.ok(&[
+        "create",
+        "deployment",
+        "solo",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(k.ok(&["get", "rs", "-o", "name"]).trim(), "", "nothing runs controllers yet");
+    assert_eq!(
+        k.ok(&["get", "rs", "-o", "name"]).trim(),
+        "",
+        "nothing runs controllers yet"
+    );
 
     let log = s.dir.join("controller-manager.log");
     let f = std::fs::File::create(&log).expect("log");
@@ -331,7 +434,12 @@ fn a_standalone_controller_manager_takes_the_lease_and_runs_deployments() {
     );
     let holder = eventually("the leader lease", Duration::from_secs(30), || {
         let r = k.run(&[
-            "get", "lease", "kube-controller-manager", "-n", "kube-system", "-o",
+            "get",
+            "lease",
+            "kube-controller-manager",
+            "-n",
+            "kube-system",
+            "-o",
             "jsonpath={.spec.holderIdentity}",
         ]);
         (r.status.success() && !r.stdout.is_empty()).then_some(r.stdout)

@@ -141,7 +141,12 @@ async fn wait_until(
 
 /// The stand-in kubelet: pods are bound round-robin, then reported Running and Ready; pods
 /// being deleted are deleted for good (grace period 0), as a kubelet does once containers stop.
-fn start_kubelet(client: kube::Client, informers: &Arc<Informers>, o: &Options, cancel: CancellationToken) {
+fn start_kubelet(
+    client: kube::Client,
+    informers: &Arc<Informers>,
+    o: &Options,
+    cancel: CancellationToken,
+) {
     let pods = informers.get::<Pod>();
     let queue: Arc<WorkQueue<String>> = WorkQueue::new();
     {
@@ -164,11 +169,22 @@ fn start_kubelet(client: kube::Client, informers: &Arc<Informers>, o: &Options, 
     tokio::spawn(run_workers(queue, o.kubelet_workers, move |key: String| {
         let (client, pods, next) = (client.clone(), pods.clone(), next.clone());
         async move {
-            let Some(p) = pods.get(&key) else { return Ok::<_, kube::Error>(Action::AwaitChange) };
+            let Some(p) = pods.get(&key) else {
+                return Ok::<_, kube::Error>(Action::AwaitChange);
+            };
             let api: Api<Pod> = Api::namespaced(client, &p.namespace().unwrap_or_default());
             let name = p.name_any();
             if p.metadata.deletion_timestamp.is_some() {
-                match api.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await {
+                match api
+                    .delete(
+                        &name,
+                        &DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => return Err(e),
@@ -181,11 +197,18 @@ fn start_kubelet(client: kube::Client, informers: &Arc<Informers>, o: &Options, 
                     "metadata": {"name": name},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
                 match api
-                    .create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
+                    .create_subresource::<_, serde_json::Value>(
+                        "binding",
+                        &name,
+                        &PostParams::default(),
+                        &binding,
+                    )
                     .await
                 {
                     Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(Action::AwaitChange),
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                        return Ok(Action::AwaitChange);
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -197,7 +220,10 @@ fn start_kubelet(client: kube::Client, informers: &Arc<Informers>, o: &Options, 
                         {"type": "Ready", "status": "True", "lastTransitionTime": now},
                         {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
                         {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]}});
-                match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
+                match api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                    .await
+                {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => return Err(e),
@@ -219,12 +245,17 @@ pub async fn run(o: &Options, progress: impl Fn(&str) + Sync) -> Result<Report> 
         compaction_interval: Duration::from_secs(300),
     };
     let backend = Arc::new(ferrokube_store::memory::MemoryBackend::new());
-    let srv = ApiServer::with_options(server_config, ServerOptions::default(), backend, cancel.clone())
-        .await
-        .map_err(|e| Error::Request {
-            what: "starting the API server".into(),
-            message: e.to_string(),
-        })?;
+    let srv = ApiServer::with_options(
+        server_config,
+        ServerOptions::default(),
+        backend,
+        cancel.clone(),
+    )
+    .await
+    .map_err(|e| Error::Request {
+        what: "starting the API server".into(),
+        message: e.to_string(),
+    })?;
     let client = ferrokube_client::in_process(InProcess::new(srv));
 
     // The controller manager, as `ferrokube server` runs it.
@@ -248,12 +279,18 @@ pub async fn run(o: &Options, progress: impl Fn(&str) + Sync) -> Result<Report> 
             "status": {"capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"},
                        "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"}}}))
         .expect("node");
-        node_api.create(&PostParams::default(), &n).await.map_err(kube_err("creating a node"))?;
+        node_api
+            .create(&PostParams::default(), &n)
+            .await
+            .map_err(kube_err("creating a node"))?;
     }
     let ns = "bench";
     let ns_api: Api<Namespace> = Api::all(client.clone());
     ns_api
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"),
+        )
         .await
         .map_err(kube_err("creating the namespace"))?;
     let observer = Informers::new(client.clone(), cancel.clone());
@@ -266,19 +303,23 @@ pub async fn run(o: &Options, progress: impl Fn(&str) + Sync) -> Result<Report> 
     let total = o.deployments * o.replicas;
     let replicas = o.replicas as i32;
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    progress(&format!("creating {} Deployments of {} replicas", o.deployments, o.replicas));
+    progress(&format!(
+        "creating {} Deployments of {} replicas",
+        o.deployments, o.replicas
+    ));
     let start = Instant::now();
     let creates = futures::stream::iter(0..o.deployments)
         .map(|i| {
             let api = api.clone();
             async move {
                 let name = format!("web-{i}");
-                let d: Deployment = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                let d: Deployment =
+                    serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": name},
                     "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                         "template": {"metadata": {"labels": {"app": name}},
                             "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}}))
-                .expect("deployment");
+                    .expect("deployment");
                 api.create(&PostParams::default(), &d).await.map(|_| ())
             }
         })
@@ -288,22 +329,38 @@ pub async fn run(o: &Options, progress: impl Fn(&str) + Sync) -> Result<Report> 
     if let Some(Err(e)) = creates.into_iter().find(|r| r.is_err()) {
         return Err(kube_err("creating a Deployment")(e));
     }
-    progress(&format!("created {} Deployments in {:.2} s", o.deployments, start.elapsed().as_secs_f64()));
-    let live = |p: &Pod| p.metadata.deletion_timestamp.is_none() && p.namespace().as_deref() == Some(ns);
+    progress(&format!(
+        "created {} Deployments in {:.2} s",
+        o.deployments,
+        start.elapsed().as_secs_f64()
+    ));
+    let live =
+        |p: &Pod| p.metadata.deletion_timestamp.is_none() && p.namespace().as_deref() == Some(ns);
     wait_until("all pods created", o.timeout, &progress, || {
         let n = pods.list().iter().filter(|p| live(p)).count();
         (n >= total, format!("{n}/{total} pods"))
     })
     .await?;
     let all_pods_created_s = start.elapsed().as_secs_f64();
-    progress(&format!("all {total} pods exist after {all_pods_created_s:.2} s"));
+    progress(&format!(
+        "all {total} pods exist after {all_pods_created_s:.2} s"
+    ));
     wait_until("all Deployments available", o.timeout, &progress, || {
-        let n = deploys.list().iter().filter(|d| rolled_out(d, replicas)).count();
-        (n >= o.deployments, format!("{n}/{} available", o.deployments))
+        let n = deploys
+            .list()
+            .iter()
+            .filter(|d| rolled_out(d, replicas))
+            .count();
+        (
+            n >= o.deployments,
+            format!("{n}/{} available", o.deployments),
+        )
     })
     .await?;
     let all_available_s = start.elapsed().as_secs_f64();
-    progress(&format!("all Deployments available after {all_available_s:.2} s"));
+    progress(&format!(
+        "all Deployments available after {all_available_s:.2} s"
+    ));
 
     progress("rolling update of every Deployment");
     let start = Instant::now();
@@ -327,7 +384,14 @@ pub async fn run(o: &Options, progress: impl Fn(&str) + Sync) -> Result<Report> 
             .iter()
             .filter(|d| d.metadata.generation == Some(2) && rolled_out(d, replicas))
             .count();
-        (n >= o.deployments, format!("{n}/{} rolled out", o.deployments))
+        let sample = deploys.get_named(ns, "web-0").map(|d| {
+            let st = d.status.clone().unwrap_or_default();
+            format!(
+                "web-0: generation {:?} observed {:?} replicas {:?} updated {:?} available {:?}",
+                d.metadata.generation, st.observed_generation, st.replicas, st.updated_replicas, st.available_replicas
+            )
+        });
+        (n >= o.deployments, format!("{n}/{} rolled out ({})", o.deployments, sample.unwrap_or_default()))
     })
     .await?;
     let rollout_all_s = start.elapsed().as_secs_f64();

@@ -2,8 +2,8 @@
 //! clients use it (HTTPS, HTTP/2, client certificates), and print the figures the issues name.
 
 pub mod api;
-pub mod controllers;
 mod conn;
+pub mod controllers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -11,7 +11,9 @@ use ferrokube_api::selector::LabelSelector as Selector;
 use ferrokube_client::Informer;
 use ferrokube_client::events::{EventRecorder, EventType};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Time,
+};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Resource, ResourceExt};
 

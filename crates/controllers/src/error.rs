@@ -79,11 +79,12 @@ impl Error {
                 source: kube::Error::Api(s),
                 ..
             }
-            | Error::Kube(kube::Error::Api(s)) => s
-                .details
-                .as_ref()
-                .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
-                || (s.code == 403 && s.message.contains("because it is being terminated")),
+            | Error::Kube(kube::Error::Api(s)) => {
+                s.details
+                    .as_ref()
+                    .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+                    || (s.code == 403 && s.message.contains("because it is being terminated"))
+            }
             _ => false,
         }
     }

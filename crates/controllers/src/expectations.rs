@@ -141,7 +141,10 @@ mod tests {
         e.deletion_observed("d/a", "d/p1");
         assert!(!e.satisfied("d/a"), "the same pod counts once");
         e.deletion_observed("d/a", "d/other");
-        assert!(!e.satisfied("d/a"), "a pod that was not expected does not count");
+        assert!(
+            !e.satisfied("d/a"),
+            "a pod that was not expected does not count"
+        );
         tokio::time::advance(EXPECTATIONS_TIMEOUT + Duration::from_secs(1)).await;
         assert!(e.satisfied("d/a"), "expired");
     }

@@ -47,7 +47,11 @@ pub fn hash_revision(data: &Value, collision_count: Option<i32>) -> String {
 
 /// `ControllerRevisionName`.
 pub fn revision_name(prefix: &str, hash: &str) -> String {
-    let p = if prefix.len() > 223 { &prefix[..223] } else { prefix };
+    let p = if prefix.len() > 223 {
+        &prefix[..223]
+    } else {
+        prefix
+    };
     format!("{p}-{hash}")
 }
 

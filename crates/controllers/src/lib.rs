@@ -42,11 +42,11 @@ pub mod root_ca_publisher;
 pub mod service_account;
 pub mod statefulset;
 pub mod taint_eviction;
+#[cfg(test)]
+mod testing;
 pub mod ttl_after_finished;
 pub mod util;
 pub mod volume_protection;
-#[cfg(test)]
-mod testing;
 
 pub use clock::Clock;
 pub use error::{Error, Result};
@@ -140,7 +140,10 @@ type Starter = fn(Arc<Context>) -> BoxFuture<'static, ()>;
 
 /// Every controller, by the name `--controllers` uses.
 pub static CONTROLLERS: &[(&str, Starter)] = &[
-    ("replicationcontroller", replicaset::start_replicationcontroller),
+    (
+        "replicationcontroller",
+        replicaset::start_replicationcontroller,
+    ),
     ("replicaset", replicaset::start_replicaset),
     ("deployment", deployment::start),
     ("daemonset", daemonset::start),

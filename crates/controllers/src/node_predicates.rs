@@ -11,10 +11,16 @@ use k8s_openapi::api::core::v1::{
 
 /// `Toleration.ToleratesTaint`.
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect.as_deref().is_some_and(|e| !e.is_empty() && e != taint.effect) {
+    if t.effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
         return false;
     }
-    if t.key.as_deref().is_some_and(|k| !k.is_empty() && k != taint.key) {
+    if t.key
+        .as_deref()
+        .is_some_and(|k| !k.is_empty() && k != taint.key)
+    {
         return false;
     }
     match t.operator.as_deref().unwrap_or("") {
@@ -68,9 +74,9 @@ fn term_matches(t: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &
     exprs
         .iter()
         .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name" && requirement_matches(r, Some(name))
-        })
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(name)))
 }
 
 /// `GetRequiredNodeAffinity(pod).Match(node)`: nodeSelector and required node affinity.
@@ -87,7 +93,10 @@ pub fn matches_node_affinity(spec: &PodSpec, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
     {
         return req
             .node_selector_terms
@@ -118,7 +127,10 @@ mod tests {
             (json!({"operator": "Exists"}), true),
             (json!({"key": "k", "value": "v"}), true),
             (json!({"key": "k", "value": "w"}), false),
-            (json!({"key": "k", "operator": "Exists", "effect": "NoExecute"}), false),
+            (
+                json!({"key": "k", "operator": "Exists", "effect": "NoExecute"}),
+                false,
+            ),
             (json!({"key": "other", "operator": "Exists"}), false),
         ];
         for (t, want) in cases {
@@ -129,17 +141,47 @@ mod tests {
 
     #[test]
     fn node_affinity_matches_labels_and_names() {
-        let node: Node = obj(json!({"metadata": {"name": "n1", "labels": {"disk": "ssd", "cores": "8"}}}));
+        let node: Node =
+            obj(json!({"metadata": {"name": "n1", "labels": {"disk": "ssd", "cores": "8"}}}));
         let spec = |v: serde_json::Value| -> PodSpec { obj(v) };
-        assert!(matches_node_affinity(&spec(json!({"containers": [], "nodeSelector": {"disk": "ssd"}})), &node));
-        assert!(!matches_node_affinity(&spec(json!({"containers": [], "nodeSelector": {"disk": "hdd"}})), &node));
-        let aff = |terms: serde_json::Value| spec(json!({"containers": [], "affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}));
-        assert!(matches_node_affinity(&aff(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}])), &node));
-        assert!(!matches_node_affinity(&aff(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}])), &node));
-        assert!(matches_node_affinity(&aff(json!([{"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}])), &node));
-        assert!(matches_node_affinity(&aff(json!([
+        assert!(matches_node_affinity(
+            &spec(json!({"containers": [], "nodeSelector": {"disk": "ssd"}})),
+            &node
+        ));
+        assert!(!matches_node_affinity(
+            &spec(json!({"containers": [], "nodeSelector": {"disk": "hdd"}})),
+            &node
+        ));
+        let aff = |terms: serde_json::Value| {
+            spec(json!({"containers": [], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}))
+        };
+        assert!(matches_node_affinity(
+            &aff(
+                json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}])
+            ),
+            &node
+        ));
+        assert!(!matches_node_affinity(
+            &aff(
+                json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}])
+            ),
+            &node
+        ));
+        assert!(matches_node_affinity(
+            &aff(
+                json!([{"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}])
+            ),
+            &node
+        ));
+        assert!(
+            matches_node_affinity(
+                &aff(json!([
             {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["hdd"]}]},
-            {"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}])), &node), "terms are ORed");
+            {"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]}])),
+                &node
+            ),
+            "terms are ORed"
+        );
     }
 }

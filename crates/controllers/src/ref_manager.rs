@@ -28,8 +28,13 @@ pub struct RefManager<'a, K> {
 
 impl<'a, K> RefManager<'a, K>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
 {
     pub fn new(
         client: kube::Client,
@@ -82,8 +87,13 @@ where
         filter: impl Fn(&C) -> bool,
     ) -> Result<Vec<Arc<C>>>
     where
-        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-        
+        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
     {
         let owner_uid = self.owner.uid().unwrap_or_default();
         let owner_deleting = self.owner.meta().deletion_timestamp.is_some();
@@ -132,18 +142,20 @@ where
 
     async fn adopt<C>(&self, c: &C) -> Result<()>
     where
-        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
-        
+        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
     {
-        let what = format!(
-            "{}/{}",
-            c.namespace().unwrap_or_default(),
-            c.name_any()
-        );
+        let what = format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any());
         if let Err(e) = self.can_adopt().await {
             return Err(Error::invalid(
                 what,
-                format!("can't adopt {} ({}): {e}", C::kind(&()), c.uid().unwrap_or_default()),
+                format!(
+                    "can't adopt {} ({}): {e}",
+                    C::kind(&()),
+                    c.uid().unwrap_or_default()
+                ),
             ));
         }
         let patch = json!({"metadata": {
@@ -159,8 +171,10 @@ where
 
     async fn release<C>(&self, c: &C) -> Result<()>
     where
-        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
-        
+        C: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
     {
         let patch = json!({"metadata": {
             "ownerReferences": [{"$patch": "delete", "uid": self.controller_ref.uid}],

@@ -28,10 +28,9 @@ use serde_json::json;
 
 use crate::clock::Clock;
 use crate::controller_utils::{
-    BURST_REPLICAS, PodControl, SLOW_START_INITIAL_BATCH_SIZE, add_owner_indexes,
-    claim_candidates, controller_of, is_pod_active, is_pod_available, is_pod_ready, labels_of,
-    new_controller_ref, patch_params, pod_key, selector, selector_from_map, slow_start_batch,
-    sort_for_deletion,
+    BURST_REPLICAS, PodControl, SLOW_START_INITIAL_BATCH_SIZE, add_owner_indexes, claim_candidates,
+    controller_of, is_pod_active, is_pod_available, is_pod_ready, labels_of, new_controller_ref,
+    patch_params, pod_key, selector, selector_from_map, slow_start_batch, sort_for_deletion,
 };
 use crate::expectations::Expectations;
 use crate::ref_manager::RefManager;
@@ -330,10 +329,7 @@ impl<K: ReplicaSetKind> ReplicaSetController<K> {
                             let key = key_of(&*s);
                             let mrs = s.min_ready_seconds();
                             if !is_pod_ready(old) && is_pod_ready(new) && mrs > 0 {
-                                q2.add_after(
-                                    key.clone(),
-                                    Duration::from_secs(mrs as u64 + 1),
-                                );
+                                q2.add_after(key.clone(), Duration::from_secs(mrs as u64 + 1));
                             }
                             q2.add(key);
                         }
@@ -402,12 +398,7 @@ impl<K: ReplicaSetKind> ReplicaSetController<K> {
             .into_iter()
             .filter(|p| is_pod_active(p))
             .collect();
-        let refs = RefManager::new(
-            self.client.clone(),
-            &*set,
-            new_controller_ref(&*set),
-            &sel,
-        );
+        let refs = RefManager::new(self.client.clone(), &*set, new_controller_ref(&*set), &sel);
         let pods = refs.claim(candidates, |_| true).await?;
 
         let mut manage_err = None;
@@ -445,11 +436,7 @@ impl<K: ReplicaSetKind> ReplicaSetController<K> {
             let (ok, _, err) = slow_start_batch(diff, SLOW_START_INITIAL_BATCH_SIZE, |_| {
                 let (ns, r) = (ns.clone(), controller_ref.clone());
                 async move {
-                    match self
-                        .pod_control
-                        .create_pod(&ns, template, &**set, r)
-                        .await
-                    {
+                    match self.pod_control.create_pod(&ns, template, &**set, r).await {
                         Err(e) if e.is_namespace_terminating() => Ok(()),
                         other => other.map(|_| ()),
                     }
@@ -506,10 +493,10 @@ impl<K: ReplicaSetKind> ReplicaSetController<K> {
                 let ns = set.namespace().unwrap_or_default();
                 for s in self.sets.list_namespace(&ns) {
                     if controller_of(s.meta()).is_some_and(|r| r.uid == owner.uid) {
-                        related.extend(
-                            self.pods
-                                .by_index(crate::controller_utils::INDEX_CONTROLLER, &s.uid().unwrap_or_default()),
-                        );
+                        related.extend(self.pods.by_index(
+                            crate::controller_utils::INDEX_CONTROLLER,
+                            &s.uid().unwrap_or_default(),
+                        ));
                     }
                 }
             }
@@ -563,7 +550,10 @@ impl<K: ReplicaSetKind> ReplicaSetController<K> {
                 }
             }
         }
-        let failure = st.conditions.iter().position(|c| c.type_ == "ReplicaFailure");
+        let failure = st
+            .conditions
+            .iter()
+            .position(|c| c.type_ == "ReplicaFailure");
         match (err, failure) {
             (Some(e), None) => {
                 let diff = pods.len() as i64 - set.replicas() as i64;
@@ -740,14 +730,22 @@ mod tests {
         assert!(r.c.expectations().satisfied("default/web"));
         r.c.sync("default/web").await.unwrap();
         assert_eq!(r.api.writes("POST", "/pods").len(), 3, "converged");
-        let st = r.api.get::<ReplicaSet>("default", "web").unwrap().status.unwrap();
+        let st = r
+            .api
+            .get::<ReplicaSet>("default", "web")
+            .unwrap()
+            .status
+            .unwrap();
         assert_eq!(st.replicas, 3);
         assert_eq!(st.fully_labeled_replicas, Some(3));
         assert_eq!(st.observed_generation, Some(1));
         settle().await;
         let events = r.api.events();
         assert_eq!(
-            events.iter().filter(|(r, m)| r == "SuccessfulCreate" && m.starts_with("Created pod: web-")).count(),
+            events
+                .iter()
+                .filter(|(r, m)| r == "SuccessfulCreate" && m.starts_with("Created pod: web-"))
+                .count(),
             3,
             "{events:?}"
         );
@@ -768,22 +766,45 @@ mod tests {
             Some((0, 0)),
             "skipped creates are not expected"
         );
-        let st = r.api.get::<ReplicaSet>("default", "web").unwrap().status.unwrap();
+        let st = r
+            .api
+            .get::<ReplicaSet>("default", "web")
+            .unwrap()
+            .status
+            .unwrap();
         let cond = &st.conditions.unwrap()[0];
         assert_eq!(
-            (cond.type_.as_str(), cond.status.as_str(), cond.reason.as_deref()),
+            (
+                cond.type_.as_str(),
+                cond.status.as_str(),
+                cond.reason.as_deref()
+            ),
             ("ReplicaFailure", "True", Some("FailedCreate"))
         );
         settle().await;
-        assert!(r.api.events().iter().any(|(r, m)| r == "FailedCreate" && m.starts_with("Error creating: ")));
+        assert!(
+            r.api
+                .events()
+                .iter()
+                .any(|(r, m)| r == "FailedCreate" && m.starts_with("Error creating: "))
+        );
 
-        r.sets.apply(r.api.get::<ReplicaSet>("default", "web").unwrap());
+        r.sets
+            .apply(r.api.get::<ReplicaSet>("default", "web").unwrap());
         r.c.sync("default/web").await.unwrap();
         assert_eq!(r.api.writes("POST", "/pods").len(), 1 + 10);
         r.observe();
         r.c.sync("default/web").await.unwrap();
-        let st = r.api.get::<ReplicaSet>("default", "web").unwrap().status.unwrap();
-        assert!(st.conditions.unwrap_or_default().is_empty(), "ReplicaFailure cleared");
+        let st = r
+            .api
+            .get::<ReplicaSet>("default", "web")
+            .unwrap()
+            .status
+            .unwrap();
+        assert!(
+            st.conditions.unwrap_or_default().is_empty(),
+            "ReplicaFailure cleared"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -793,7 +814,15 @@ mod tests {
         let l = json!({"app": "web", "tier": "fe"});
         let pods = [
             pod("running-old", l.clone(), owner, "n1", "Running", true, 1000),
-            pod("running-new", l.clone(), owner, "n2", "Running", true, 999_999_000),
+            pod(
+                "running-new",
+                l.clone(),
+                owner,
+                "n2",
+                "Running",
+                true,
+                999_999_000,
+            ),
             pod("not-ready", l.clone(), owner, "n3", "Running", false, 1000),
             pod("pending", l.clone(), owner, "n3", "Pending", false, 1000),
             pod("unscheduled", l.clone(), owner, "", "Pending", false, 1000),
@@ -813,15 +842,43 @@ mod tests {
         assert_eq!(deleted, ["not-ready", "pending", "unscheduled"]);
         assert_eq!(r.c.expectations().pending("default/web"), Some((0, 3)));
         settle().await;
-        assert!(r.api.events().contains(&("SuccessfulDelete".into(), "Deleted pod: pending".into())));
+        assert!(
+            r.api
+                .events()
+                .contains(&("SuccessfulDelete".into(), "Deleted pod: pending".into()))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn orphans_are_adopted_and_pods_that_stop_matching_are_released() {
         let r = rig(rs(2, 0));
-        let orphan = pod("orphan", json!({"app": "web"}), None, "n1", "Running", true, 1000);
-        let strayed = pod("strayed", json!({"app": "other"}), Some(("ReplicaSet", "web", "rs-uid")), "n1", "Running", true, 1000);
-        let foreign = pod("foreign", json!({"app": "web"}), Some(("ReplicaSet", "x", "x-uid")), "n1", "Running", true, 1000);
+        let orphan = pod(
+            "orphan",
+            json!({"app": "web"}),
+            None,
+            "n1",
+            "Running",
+            true,
+            1000,
+        );
+        let strayed = pod(
+            "strayed",
+            json!({"app": "other"}),
+            Some(("ReplicaSet", "web", "rs-uid")),
+            "n1",
+            "Running",
+            true,
+            1000,
+        );
+        let foreign = pod(
+            "foreign",
+            json!({"app": "web"}),
+            Some(("ReplicaSet", "x", "x-uid")),
+            "n1",
+            "Running",
+            true,
+            1000,
+        );
         for p in [orphan, strayed, foreign] {
             r.api.insert(&p);
             r.pods.apply(p);
@@ -841,13 +898,27 @@ mod tests {
     async fn available_replicas_wait_for_min_ready_seconds() {
         let r = rig(rs(1, 30));
         let now = 1704067800; // the rig clock: 2024-01-01T00:10:00Z
-        let p = pod("p", json!({"app": "web", "tier": "fe"}), Some(("ReplicaSet", "web", "rs-uid")), "n1", "Running", true, now - 10);
+        let p = pod(
+            "p",
+            json!({"app": "web", "tier": "fe"}),
+            Some(("ReplicaSet", "web", "rs-uid")),
+            "n1",
+            "Running",
+            true,
+            now - 10,
+        );
         r.api.insert(&p);
         r.pods.apply(p);
         r.c.sync("default/web").await.unwrap();
-        let st = r.api.get::<ReplicaSet>("default", "web").unwrap().status.unwrap();
+        let st = r
+            .api
+            .get::<ReplicaSet>("default", "web")
+            .unwrap()
+            .status
+            .unwrap();
         assert_eq!((st.ready_replicas, st.available_replicas), (Some(1), None));
-        r.sets.apply(r.api.get::<ReplicaSet>("default", "web").unwrap());
+        r.sets
+            .apply(r.api.get::<ReplicaSet>("default", "web").unwrap());
         // The controller asked to look again after minReadySeconds.
         let k = r.c.queue().get().await.unwrap(); // the key queued by the informer
         r.c.queue().done(&k);
@@ -855,7 +926,12 @@ mod tests {
         settle().await;
         assert!(!r.c.queue().is_empty(), "requeued after minReadySeconds");
         r.c.sync("default/web").await.unwrap();
-        let st = r.api.get::<ReplicaSet>("default", "web").unwrap().status.unwrap();
+        let st = r
+            .api
+            .get::<ReplicaSet>("default", "web")
+            .unwrap()
+            .status
+            .unwrap();
         assert_eq!(st.available_replicas, Some(1));
     }
 
@@ -880,8 +956,14 @@ mod tests {
         c.sync("default/nginx").await.unwrap();
         let creates = api.writes("POST", "/pods");
         assert_eq!(creates.len(), 2);
-        assert_eq!(creates[0].body["metadata"]["ownerReferences"][0]["apiVersion"], "v1");
-        assert_eq!(creates[0].body["metadata"]["ownerReferences"][0]["kind"], "ReplicationController");
+        assert_eq!(
+            creates[0].body["metadata"]["ownerReferences"][0]["apiVersion"],
+            "v1"
+        );
+        assert_eq!(
+            creates[0].body["metadata"]["ownerReferences"][0]["kind"],
+            "ReplicationController"
+        );
         settle().await;
         assert_eq!(api.events().len(), 2);
     }

@@ -210,7 +210,9 @@ impl FakeApi {
     pub fn writes(&self, method: &str, suffix: &str) -> Vec<Recorded> {
         self.requests()
             .into_iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix) && !r.path.contains("/events"))
+            .filter(|r| {
+                r.method == method && r.path.ends_with(suffix) && !r.path.contains("/events")
+            })
             .collect()
     }
 
@@ -259,7 +261,9 @@ impl FakeApi {
     }
 
     /// Every stored object of `K`.
-    pub fn list<K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned>(&self) -> Vec<K> {
+    pub fn list<K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned>(
+        &self,
+    ) -> Vec<K> {
         let plural = K::plural(&());
         let group = K::group(&());
         self.state
@@ -318,7 +322,10 @@ impl FakeApi {
                     .filter(|(k, _)| k.starts_with(&format!("{}/", p.collection)))
                     .map(|(_, v)| v.clone())
                     .collect();
-                (200, json!({"metadata": {"resourceVersion": st.rv.to_string()}, "items": items}))
+                (
+                    200,
+                    json!({"metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
+                )
             }
             ("GET", Some(n), _) => match st.objects.get(&format!("{}/{n}", p.collection)) {
                 Some(o) => (200, o.clone()),
@@ -332,7 +339,10 @@ impl FakeApi {
                     Some(o) => {
                         o["spec"]["nodeName"] = input["target"]["name"].clone();
                         o["metadata"]["resourceVersion"] = json!(rv.to_string());
-                        (201, json!({"kind": "Status", "status": "Success", "code": 201}))
+                        (
+                            201,
+                            json!({"kind": "Status", "status": "Success", "code": 201}),
+                        )
                     }
                     None => (404, status(404, "NotFound", &format!("{n} not found"))),
                 }
@@ -381,7 +391,11 @@ impl FakeApi {
                     if !want.is_empty() && want != cur["metadata"]["resourceVersion"] {
                         return (
                             409,
-                            status(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"),
+                            status(
+                                409,
+                                "Conflict",
+                                "the object has been modified; please apply your changes to the latest version and try again",
+                            ),
                         );
                     }
                     input
@@ -416,13 +430,16 @@ impl FakeApi {
                 for f in ["uid", "creationTimestamp", "namespace", "name"] {
                     new["metadata"][f] = cur["metadata"][f].clone();
                 }
-                if new.get("spec") != cur.get("spec") && cur["metadata"].get("generation").is_some() {
+                if new.get("spec") != cur.get("spec") && cur["metadata"].get("generation").is_some()
+                {
                     new["metadata"]["generation"] =
                         json!(cur["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
                 } else {
                     new["metadata"]["generation"] = cur["metadata"]["generation"].clone();
                     if new["metadata"]["generation"].is_null() {
-                        new["metadata"].as_object_mut().map(|m| m.remove("generation"));
+                        new["metadata"]
+                            .as_object_mut()
+                            .map(|m| m.remove("generation"));
                     }
                 }
                 st.rv += 1;
@@ -434,7 +451,10 @@ impl FakeApi {
                 let key = format!("{}/{n}", p.collection);
                 match st.objects.remove(&key) {
                     Some(o) if p.collection.ends_with("/pods") => (200, o),
-                    Some(_) => (200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})),
+                    Some(_) => (
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+                    ),
                     None => (404, status(404, "NotFound", &format!("{n} not found"))),
                 }
             }

@@ -23,7 +23,11 @@ pub struct TtlAfterFinishedController {
 }
 
 fn needs_cleanup(j: &Job) -> bool {
-    j.spec.as_ref().and_then(|s| s.ttl_seconds_after_finished).is_some() && finished_condition(j).is_some()
+    j.spec
+        .as_ref()
+        .and_then(|s| s.ttl_seconds_after_finished)
+        .is_some()
+        && finished_condition(j).is_some()
 }
 
 impl TtlAfterFinishedController {
@@ -40,7 +44,12 @@ impl TtlAfterFinishedController {
                 }
             });
         }
-        Arc::new(TtlAfterFinishedController { client, jobs, queue, clock })
+        Arc::new(TtlAfterFinishedController {
+            client,
+            jobs,
+            queue,
+            clock,
+        })
     }
 
     pub fn queue(&self) -> &Arc<WorkQueue<String>> {
@@ -86,7 +95,8 @@ impl TtlAfterFinishedController {
             Some(ms) if ms > 0 => return Ok(Action::Requeue(Duration::from_millis(ms as u64))),
             Some(_) => {}
         }
-        let api: Api<Job> = Api::namespaced(self.client.clone(), &j.namespace().unwrap_or_default());
+        let api: Api<Job> =
+            Api::namespaced(self.client.clone(), &j.namespace().unwrap_or_default());
         let fresh = match api.get_opt(&j.name_any()).await {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(Action::AwaitChange),
@@ -99,7 +109,10 @@ impl TtlAfterFinishedController {
         }
         let dp = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Foreground),
-            preconditions: Some(Preconditions { uid: fresh.metadata.uid.clone(), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: fresh.metadata.uid.clone(),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         match api.delete(&fresh.name_any(), &dp).await {
@@ -112,7 +125,11 @@ impl TtlAfterFinishedController {
 
 pub fn start(ctx: Arc<Context>) -> futures::future::BoxFuture<'static, ()> {
     Box::pin(async move {
-        let c = TtlAfterFinishedController::new(ctx.client.clone(), ctx.informers.get::<Job>(), ctx.clock.clone());
+        let c = TtlAfterFinishedController::new(
+            ctx.client.clone(),
+            ctx.informers.get::<Job>(),
+            ctx.clock.clone(),
+        );
         c.run(ctx.config.workers, ctx.cancel.clone()).await;
     })
 }

@@ -61,7 +61,9 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let path = ferrokube_client::kubeconfig_path(args.kubeconfig.as_deref());
     let client = ferrokube_client::client(&path).await?;
     let root_ca_pem = match &args.root_ca_file {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => String::new(),
     };
     let config = ferrokube_controllers::Config {

@@ -22,7 +22,9 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PropagationPolicy};
 
 use crate::clock::Clock;
-use crate::controller_utils::{INDEX_CONTROLLER, add_owner_indexes, controller_of, new_controller_ref, post_params};
+use crate::controller_utils::{
+    INDEX_CONTROLLER, add_owner_indexes, controller_of, new_controller_ref, post_params,
+};
 use crate::job::{finished_condition, is_finished};
 use crate::{Context, Error, Result};
 use schedule::{Schedule, parse_standard};
@@ -44,9 +46,17 @@ pub struct CronJobController {
 
 /// `getMostRecentScheduleTime`: the latest activation in (earliest, now] and roughly how many
 /// there were.
-fn most_recent(earliest: Timestamp, now: Timestamp, s: &Schedule) -> Result<(Option<Timestamp>, i64), String> {
-    let Some(t1) = s.next(earliest) else { return Ok((None, 0)) };
-    let Some(t2) = s.next(t1) else { return Ok((if t1 <= now { Some(t1) } else { None }, 1)) };
+fn most_recent(
+    earliest: Timestamp,
+    now: Timestamp,
+    s: &Schedule,
+) -> Result<(Option<Timestamp>, i64), String> {
+    let Some(t1) = s.next(earliest) else {
+        return Ok((None, 0));
+    };
+    let Some(t2) = s.next(t1) else {
+        return Ok((if t1 <= now { Some(t1) } else { None }, 1));
+    };
     if now < t1 {
         return Ok((None, 0));
     }
@@ -73,7 +83,10 @@ fn most_recent(earliest: Timestamp, now: Timestamp, s: &Schedule) -> Result<(Opt
 }
 
 fn in_active_list(cj: &CronJob, uid: &str) -> bool {
-    cj.status.iter().flat_map(|s| s.active.iter().flatten()).any(|r| r.uid.as_deref() == Some(uid))
+    cj.status
+        .iter()
+        .flat_map(|s| s.active.iter().flatten())
+        .any(|r| r.uid.as_deref() == Some(uid))
 }
 
 fn delete_from_active(cj: &mut CronJob, uid: &str) {
@@ -166,7 +179,9 @@ impl CronJobController {
             return Ok(Action::AwaitChange);
         };
         let mut cj: CronJob = (*cached).clone();
-        let jobs: Vec<Arc<Job>> = self.jobs.by_index(INDEX_CONTROLLER, &cj.uid().unwrap_or_default());
+        let jobs: Vec<Arc<Job>> = self
+            .jobs
+            .by_index(INDEX_CONTROLLER, &cj.uid().unwrap_or_default());
         let (requeue, mut update, sync_err) = match self.sync_cron_job(&mut cj, &jobs).await {
             Ok((r, u)) => (r, u, None),
             Err((u, e)) => (None, u, Some(e)),
@@ -175,7 +190,8 @@ impl CronJobController {
             update = true;
         }
         if update {
-            let api: Api<CronJob> = Api::namespaced(self.client.clone(), &cj.namespace().unwrap_or_default());
+            let api: Api<CronJob> =
+                Api::namespaced(self.client.clone(), &cj.namespace().unwrap_or_default());
             api.replace_status(&cj.name_any(), &post_params(), &cj)
                 .await
                 .map_err(|e| Error::api("updating status of", key, e))?;
@@ -190,7 +206,11 @@ impl CronJobController {
     }
 
     /// `syncCronJob`: (requeue after, status changed) or (status changed, error).
-    async fn sync_cron_job(&self, cj: &mut CronJob, jobs: &[Arc<Job>]) -> std::result::Result<(Option<Duration>, bool), (bool, Error)> {
+    async fn sync_cron_job(
+        &self,
+        cj: &mut CronJob,
+        jobs: &[Arc<Job>],
+    ) -> std::result::Result<(Option<Duration>, bool), (bool, Error)> {
         let now = self.clock.now();
         let mut update = false;
         let ns = cj.namespace().unwrap_or_default();
@@ -206,11 +226,26 @@ impl CronJobController {
                     *cj = fresh;
                     continue;
                 }
-                self.recorder.record(&*cj, EventType::Warning, "UnexpectedJob", &format!("Saw a job that the controller did not create or forgot: {}", j.name_any()));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Warning,
+                    "UnexpectedJob",
+                    &format!(
+                        "Saw a job that the controller did not create or forgot: {}",
+                        j.name_any()
+                    ),
+                );
             } else if found && is_finished(j) {
-                let cond = finished_condition(j).map(|c| c.type_.clone()).unwrap_or_default();
+                let cond = finished_condition(j)
+                    .map(|c| c.type_.clone())
+                    .unwrap_or_default();
                 delete_from_active(cj, &uid);
-                self.recorder.record(&*cj, EventType::Normal, "SawCompletedJob", &format!("Saw completed job: {}, condition: {cond}", j.name_any()));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Normal,
+                    "SawCompletedJob",
+                    &format!("Saw completed job: {}, condition: {cond}", j.name_any()),
+                );
                 update = true;
             }
             if finished_condition(j).is_some_and(|c| c.type_ == "Complete")
@@ -223,21 +258,35 @@ impl CronJobController {
                 }
             }
         }
-        let active: Vec<ObjectReference> = cj.status.iter().flat_map(|s| s.active.clone().unwrap_or_default()).collect();
+        let active: Vec<ObjectReference> = cj
+            .status
+            .iter()
+            .flat_map(|s| s.active.clone().unwrap_or_default())
+            .collect();
         for r in active {
             let uid = r.uid.clone().unwrap_or_default();
-            if jobs.iter().any(|j| j.uid().as_deref() == Some(uid.as_str())) {
+            if jobs
+                .iter()
+                .any(|j| j.uid().as_deref() == Some(uid.as_str()))
+            {
                 continue;
             }
             let name = r.name.clone().unwrap_or_default();
             match job_api.get_opt(&name).await {
                 Ok(None) => {
-                    self.recorder.record(&*cj, EventType::Normal, "MissingJob", &format!("Active job went missing: {name}"));
+                    self.recorder.record(
+                        &*cj,
+                        EventType::Normal,
+                        "MissingJob",
+                        &format!("Active job went missing: {name}"),
+                    );
                     delete_from_active(cj, &uid);
                     update = true;
                 }
                 Ok(Some(_)) => {}
-                Err(e) => return Err((update, Error::api("reading job", format!("{ns}/{name}"), e))),
+                Err(e) => {
+                    return Err((update, Error::api("reading job", format!("{ns}/{name}"), e)));
+                }
             }
         }
         if cj.metadata.deletion_timestamp.is_some() {
@@ -249,7 +298,12 @@ impl CronJobController {
             match TimeZone::get(name) {
                 Ok(z) => tz = z,
                 Err(e) => {
-                    self.recorder.record(&*cj, EventType::Warning, "UnknownTimeZone", &format!("invalid timeZone: {name:?}: {e}"));
+                    self.recorder.record(
+                        &*cj,
+                        EventType::Warning,
+                        "UnknownTimeZone",
+                        &format!("invalid timeZone: {name:?}: {e}"),
+                    );
                     return Ok((None, update));
                 }
             }
@@ -266,14 +320,24 @@ impl CronJobController {
         let sched = match parse_standard(&spec.schedule, &tz) {
             Ok(s) => s,
             Err(e) => {
-                self.recorder.record(&*cj, EventType::Warning, "UnparseableSchedule", &format!("unparseable schedule: {:?} : {e}", spec.schedule));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Warning,
+                    "UnparseableSchedule",
+                    &format!("unparseable schedule: {:?} : {e}", spec.schedule),
+                );
                 return Ok((None, update));
             }
         };
         let scheduled = match self.next_schedule_time(cj, now, &sched) {
             Ok(t) => t,
             Err(e) => {
-                self.recorder.record(&*cj, EventType::Warning, "InvalidSchedule", &format!("invalid schedule: {} : {e}", spec.schedule));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Warning,
+                    "InvalidSchedule",
+                    &format!("invalid schedule: {} : {e}", spec.schedule),
+                );
                 return Ok((None, update));
             }
         };
@@ -283,50 +347,98 @@ impl CronJobController {
         if let Some(sds) = spec.starting_deadline_seconds
             && scheduled.as_second() + sds < now.as_second()
         {
-            self.recorder.record(&*cj, EventType::Warning, "MissSchedule", &format!(
-                "Missed scheduled time to start a job: {}",
-                scheduled.to_zoned(TimeZone::UTC).strftime("%a, %d %b %Y %H:%M:%S %z")
-            ));
+            self.recorder.record(
+                &*cj,
+                EventType::Warning,
+                "MissSchedule",
+                &format!(
+                    "Missed scheduled time to start a job: {}",
+                    scheduled
+                        .to_zoned(TimeZone::UTC)
+                        .strftime("%a, %d %b %Y %H:%M:%S %z")
+                ),
+            );
             return Ok((Some(self.next_duration(cj, now, &sched)), update));
         }
         let name = job_name(cj, scheduled);
-        let in_active_by_name = cj.status.iter().flat_map(|s| s.active.iter().flatten()).any(|r| r.name.as_deref() == Some(name.as_str()));
-        let last = cj.status.as_ref().and_then(|s| s.last_schedule_time.as_ref()).map(|t| t.0.as_second());
+        let in_active_by_name = cj
+            .status
+            .iter()
+            .flat_map(|s| s.active.iter().flatten())
+            .any(|r| r.name.as_deref() == Some(name.as_str()));
+        let last = cj
+            .status
+            .as_ref()
+            .and_then(|s| s.last_schedule_time.as_ref())
+            .map(|t| t.0.as_second());
         if in_active_by_name || last == Some(scheduled.as_second()) {
             return Ok((Some(self.next_duration(cj, now, &sched)), update));
         }
-        let policy = spec.concurrency_policy.clone().unwrap_or_else(|| "Allow".into());
-        let has_active = cj.status.as_ref().and_then(|s| s.active.as_ref()).is_some_and(|a| !a.is_empty());
+        let policy = spec
+            .concurrency_policy
+            .clone()
+            .unwrap_or_else(|| "Allow".into());
+        let has_active = cj
+            .status
+            .as_ref()
+            .and_then(|s| s.active.as_ref())
+            .is_some_and(|a| !a.is_empty());
         if policy == "Forbid" && has_active {
             self.recorder.record(&*cj, EventType::Normal, "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid");
             return Ok((Some(self.next_duration(cj, now, &sched)), update));
         }
         if policy == "Replace" {
-            let active: Vec<ObjectReference> = cj.status.iter().flat_map(|s| s.active.clone().unwrap_or_default()).collect();
+            let active: Vec<ObjectReference> = cj
+                .status
+                .iter()
+                .flat_map(|s| s.active.clone().unwrap_or_default())
+                .collect();
             for r in active {
                 let jname = r.name.clone().unwrap_or_default();
                 let job = match job_api.get(&jname).await {
                     Ok(j) => j,
                     Err(e) => {
-                        self.recorder.record(&*cj, EventType::Warning, "FailedGet", &format!("Get job: {e}"));
-                        return Err((update, Error::api("reading job", format!("{ns}/{jname}"), e)));
+                        self.recorder.record(
+                            &*cj,
+                            EventType::Warning,
+                            "FailedGet",
+                            &format!("Get job: {e}"),
+                        );
+                        return Err((
+                            update,
+                            Error::api("reading job", format!("{ns}/{jname}"), e),
+                        ));
                     }
                 };
                 if !self.delete_job(cj, &job).await {
-                    return Err((update, Error::Retry(format!("could not replace job {ns}/{jname}"))));
+                    return Err((
+                        update,
+                        Error::Retry(format!("could not replace job {ns}/{jname}")),
+                    ));
                 }
                 update = true;
             }
         }
         let template = spec.job_template.clone();
-        let mut labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+        let mut labels = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
         let _ = &mut labels;
-        let mut annotations = template.metadata.as_ref().and_then(|m| m.annotations.clone()).unwrap_or_default();
+        let mut annotations = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
         let ann_tz = match &spec.time_zone {
             Some(n) => TimeZone::get(n).unwrap_or(TimeZone::UTC),
             None => TimeZone::UTC,
         };
-        annotations.insert(SCHEDULED_TIMESTAMP.into(), format_rfc3339(scheduled, &ann_tz));
+        annotations.insert(
+            SCHEDULED_TIMESTAMP.into(),
+            format_rfc3339(scheduled, &ann_tz),
+        );
         let job = Job {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -341,12 +453,21 @@ impl CronJobController {
         };
         let created = match job_api.create(&post_params(), &job).await {
             Ok(j) => {
-                self.recorder.record(&*cj, EventType::Normal, "SuccessfulCreate", &format!("Created job {}", j.name_any()));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    &format!("Created job {}", j.name_any()),
+                );
                 j
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let existing = job_api.get(&name).await.map_err(|e| (update, Error::api("reading job", format!("{ns}/{name}"), e)))?;
-                let ours = controller_of(&existing.metadata).is_some_and(|r| Some(&r.uid) == cj.metadata.uid.as_ref());
+                let existing = job_api
+                    .get(&name)
+                    .await
+                    .map_err(|e| (update, Error::api("reading job", format!("{ns}/{name}"), e)))?;
+                let ours = controller_of(&existing.metadata)
+                    .is_some_and(|r| Some(&r.uid) == cj.metadata.uid.as_ref());
                 if !ours || in_active_list(cj, &existing.uid().unwrap_or_default()) {
                     return Ok((None, update));
                 }
@@ -357,26 +478,38 @@ impl CronJobController {
                 if err.is_namespace_terminating() {
                     return Err((update, err));
                 }
-                self.recorder.record(&*cj, EventType::Warning, "FailedCreate", &format!("Error creating job: {}", err.api_message()));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Warning,
+                    "FailedCreate",
+                    &format!("Error creating job: {}", err.api_message()),
+                );
                 return Err((update, err));
             }
         };
         let st = cj.status.get_or_insert_with(Default::default);
-        st.active.get_or_insert_with(Vec::new).push(ObjectReference {
-            api_version: Some("batch/v1".into()),
-            kind: Some("Job".into()),
-            name: created.metadata.name.clone(),
-            namespace: created.metadata.namespace.clone(),
-            uid: created.metadata.uid.clone(),
-            resource_version: created.metadata.resource_version.clone(),
-            ..Default::default()
-        });
+        st.active
+            .get_or_insert_with(Vec::new)
+            .push(ObjectReference {
+                api_version: Some("batch/v1".into()),
+                kind: Some("Job".into()),
+                name: created.metadata.name.clone(),
+                namespace: created.metadata.namespace.clone(),
+                uid: created.metadata.uid.clone(),
+                resource_version: created.metadata.resource_version.clone(),
+                ..Default::default()
+            });
         st.last_schedule_time = Some(Time(scheduled));
         Ok((Some(self.next_duration(cj, now, &sched)), true))
     }
 
     /// `nextScheduleTime`: the most recent unmet schedule time, warning about many misses.
-    fn next_schedule_time(&self, cj: &CronJob, now: Timestamp, s: &Schedule) -> std::result::Result<Option<Timestamp>, String> {
+    fn next_schedule_time(
+        &self,
+        cj: &CronJob,
+        now: Timestamp,
+        s: &Schedule,
+    ) -> std::result::Result<Option<Timestamp>, String> {
         let mut earliest = cj
             .status
             .as_ref()
@@ -414,23 +547,40 @@ impl CronJobController {
             Err(_) => now,
         };
         match s.next(recent) {
-            Some(n) => Duration::try_from(n.duration_since(now)).unwrap_or(Duration::ZERO) + NEXT_SCHEDULE_DELTA,
+            Some(n) => {
+                Duration::try_from(n.duration_since(now)).unwrap_or(Duration::ZERO)
+                    + NEXT_SCHEDULE_DELTA
+            }
             None => Duration::from_secs(3600),
         }
     }
 
     /// `deleteJob`: deletes (background propagation) and forgets a Job.
     async fn delete_job(&self, cj: &mut CronJob, job: &Job) -> bool {
-        let api: Api<Job> = Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
-        let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+        let api: Api<Job> =
+            Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
         match api.delete(&job.name_any(), &dp).await {
             Ok(_) => {
                 delete_from_active(cj, &job.uid().unwrap_or_default());
-                self.recorder.record(&*cj, EventType::Normal, "SuccessfulDelete", &format!("Deleted job {}", job.name_any()));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    &format!("Deleted job {}", job.name_any()),
+                );
                 true
             }
             Err(e) => {
-                self.recorder.record(&*cj, EventType::Warning, "FailedDelete", &format!("Deleted job: {e}"));
+                self.recorder.record(
+                    &*cj,
+                    EventType::Warning,
+                    "FailedDelete",
+                    &format!("Deleted job: {e}"),
+                );
                 false
             }
         }
@@ -439,7 +589,8 @@ impl CronJobController {
     /// `cleanupFinishedJobs`: keeps the newest finished Jobs within the history limits.
     async fn cleanup_finished_jobs(&self, cj: &mut CronJob, jobs: &[Arc<Job>]) -> bool {
         let spec = cj.spec.clone().unwrap_or_default();
-        if spec.successful_jobs_history_limit.is_none() && spec.failed_jobs_history_limit.is_none() {
+        if spec.successful_jobs_history_limit.is_none() && spec.failed_jobs_history_limit.is_none()
+        {
             return false;
         }
         let mut ok: Vec<&Arc<Job>> = Vec::new();
@@ -452,19 +603,32 @@ impl CronJobController {
             }
         }
         let mut update = false;
-        for (mut list, limit) in [(ok, spec.successful_jobs_history_limit), (failed, spec.failed_jobs_history_limit)] {
+        for (mut list, limit) in [
+            (ok, spec.successful_jobs_history_limit),
+            (failed, spec.failed_jobs_history_limit),
+        ] {
             let Some(limit) = limit else { continue };
             let excess = list.len() as i64 - limit as i64;
             if excess <= 0 {
                 continue;
             }
             list.sort_by(|a, b| {
-                let ta = a.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
-                let tb = b.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
+                let ta = a
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| t.0);
+                let tb = b
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| t.0);
                 match (ta, tb) {
                     (None, Some(_)) => std::cmp::Ordering::Greater,
                     (Some(_), None) => std::cmp::Ordering::Less,
-                    _ => ta.cmp(&tb).then_with(|| a.metadata.name.cmp(&b.metadata.name)),
+                    _ => ta
+                        .cmp(&tb)
+                        .then_with(|| a.metadata.name.cmp(&b.metadata.name)),
                 }
             });
             for j in list.into_iter().take(excess as usize) {

@@ -35,13 +35,30 @@ struct Bounds {
     offset: u32,
 }
 
-const MINUTES: Bounds = Bounds { min: 0, max: 59, names: &[], offset: 0 };
-const HOURS: Bounds = Bounds { min: 0, max: 23, names: &[], offset: 0 };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[], offset: 0 };
+const MINUTES: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+    offset: 0,
+};
+const HOURS: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+    offset: 0,
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+    offset: 0,
+};
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
-    names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    names: &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ],
     offset: 1,
 };
 const DOW: Bounds = Bounds {
@@ -69,9 +86,9 @@ fn parse_int_or_name(v: &str, r: &Bounds) -> Result<u32, String> {
     if let Some(i) = r.names.iter().position(|n| n.eq_ignore_ascii_case(v)) {
         return Ok(i as u32 + r.offset);
     }
-    let n: i64 = v
-        .parse()
-        .map_err(|_| format!("failed to parse int from {v}: strconv.Atoi: parsing {v:?}: invalid syntax"))?;
+    let n: i64 = v.parse().map_err(|_| {
+        format!("failed to parse int from {v}: strconv.Atoi: parsing {v:?}: invalid syntax")
+    })?;
     if n < 0 {
         return Err(format!("negative number ({n}) not allowed: {v}"));
     }
@@ -106,9 +123,9 @@ fn range(expr: &str, r: &Bounds) -> Result<u64, String> {
     let step = match step_part {
         None => 1,
         Some(s) => {
-            let n: u32 = s
-                .parse()
-                .map_err(|_| format!("failed to parse int from {s}: strconv.Atoi: parsing {s:?}: invalid syntax"))?;
+            let n: u32 = s.parse().map_err(|_| {
+                format!("failed to parse int from {s}: strconv.Atoi: parsing {s:?}: invalid syntax")
+            })?;
             if single {
                 end = r.max;
             }
@@ -119,13 +136,21 @@ fn range(expr: &str, r: &Bounds) -> Result<u64, String> {
         }
     };
     if start < r.min {
-        return Err(format!("beginning of range ({start}) below minimum ({}): {expr}", r.min));
+        return Err(format!(
+            "beginning of range ({start}) below minimum ({}): {expr}",
+            r.min
+        ));
     }
     if end > r.max {
-        return Err(format!("end of range ({end}) above maximum ({}): {expr}", r.max));
+        return Err(format!(
+            "end of range ({end}) above maximum ({}): {expr}",
+            r.max
+        ));
     }
     if start > end {
-        return Err(format!("beginning of range ({start}) beyond end of range ({end}): {expr}"));
+        return Err(format!(
+            "beginning of range ({start}) beyond end of range ({end}): {expr}"
+        ));
     }
     if step == 0 {
         return Err(format!("step of range should be a positive number: {expr}"));
@@ -149,11 +174,17 @@ fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("time: invalid duration {s:?}"));
     }
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_end);
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_end);
-        let n: f64 = num.parse().map_err(|_| format!("time: invalid duration {s:?}"))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("time: invalid duration {s:?}"))?;
         let mult = match unit {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -180,13 +211,44 @@ pub fn parse_standard(spec: &str, default_tz: &TimeZone) -> Result<Schedule, Str
         s = body.trim();
     }
     if let Some(d) = s.strip_prefix('@') {
-        let (dom, month, dow, hour, minute) = (all(&DOM), all(&MONTHS), all(&DOW), all(&HOURS), 1u64);
+        let (dom, month, dow, hour, minute) =
+            (all(&DOM), all(&MONTHS), all(&DOW), all(&HOURS), 1u64);
         let kind = match d {
-            "yearly" | "annually" => Kind::Spec { minute, hour: 1, dom: 1 << 1, month: 1 << 1, dow },
-            "monthly" => Kind::Spec { minute, hour: 1, dom: 1 << 1, month, dow },
-            "weekly" => Kind::Spec { minute, hour: 1, dom, month, dow: 1 },
-            "daily" | "midnight" => Kind::Spec { minute, hour: 1, dom, month, dow },
-            "hourly" => Kind::Spec { minute, hour, dom, month, dow },
+            "yearly" | "annually" => Kind::Spec {
+                minute,
+                hour: 1,
+                dom: 1 << 1,
+                month: 1 << 1,
+                dow,
+            },
+            "monthly" => Kind::Spec {
+                minute,
+                hour: 1,
+                dom: 1 << 1,
+                month,
+                dow,
+            },
+            "weekly" => Kind::Spec {
+                minute,
+                hour: 1,
+                dom,
+                month,
+                dow: 1,
+            },
+            "daily" | "midnight" => Kind::Spec {
+                minute,
+                hour: 1,
+                dom,
+                month,
+                dow,
+            },
+            "hourly" => Kind::Spec {
+                minute,
+                hour,
+                dom,
+                month,
+                dow,
+            },
             e if e.starts_with("every ") => {
                 let dur = parse_go_duration(&e["every ".len()..])
                     .map_err(|err| format!("failed to parse duration {s}: {err}"))?;
@@ -199,7 +261,11 @@ pub fn parse_standard(spec: &str, default_tz: &TimeZone) -> Result<Schedule, Str
     }
     let fields: Vec<&str> = s.split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(format!("expected exactly 5 fields, found {}: {:?}", fields.len(), fields));
+        return Err(format!(
+            "expected exactly 5 fields, found {}: {:?}",
+            fields.len(),
+            fields
+        ));
     }
     Ok(Schedule {
         kind: Kind::Spec {
@@ -216,8 +282,17 @@ pub fn parse_standard(spec: &str, default_tz: &TimeZone) -> Result<Schedule, Str
 impl Schedule {
     /// The first activation strictly after `t` (None if none within five years).
     pub fn next(&self, t: Timestamp) -> Option<Timestamp> {
-        let Kind::Spec { minute, hour, dom, month, dow } = self.kind else {
-            let Kind::Every(d) = self.kind else { unreachable!() };
+        let Kind::Spec {
+            minute,
+            hour,
+            dom,
+            month,
+            dow,
+        } = self.kind
+        else {
+            let Kind::Every(d) = self.kind else {
+                unreachable!()
+            };
             let base = Timestamp::from_second(t.as_second()).ok()?;
             return base.checked_add(d).ok();
         };
@@ -236,7 +311,10 @@ impl Schedule {
         };
         while date.year() <= year_limit {
             if month & (1 << date.month()) == 0 {
-                date = date.first_of_month().checked_add(jiff::Span::new().months(1)).ok()?;
+                date = date
+                    .first_of_month()
+                    .checked_add(jiff::Span::new().months(1))
+                    .ok()?;
                 continue;
             }
             if day_matches(date) {
@@ -280,20 +358,48 @@ mod tests {
     #[test]
     fn schedules_fire_at_the_next_matching_minute() {
         let cases = [
-            ("*/5 * * * *", "2024-01-01T00:02:30Z", "2024-01-01T00:05:00Z"),
-            ("*/5 * * * *", "2024-01-01T00:05:00Z", "2024-01-01T00:10:00Z"),
+            (
+                "*/5 * * * *",
+                "2024-01-01T00:02:30Z",
+                "2024-01-01T00:05:00Z",
+            ),
+            (
+                "*/5 * * * *",
+                "2024-01-01T00:05:00Z",
+                "2024-01-01T00:10:00Z",
+            ),
             ("0 * * * *", "2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z"),
             ("@hourly", "2024-01-01T10:59:59Z", "2024-01-01T11:00:00Z"),
             ("@daily", "2024-01-01T10:00:00Z", "2024-01-02T00:00:00Z"),
             ("@weekly", "2024-01-01T10:00:00Z", "2024-01-07T00:00:00Z"),
             ("@monthly", "2024-01-15T00:00:00Z", "2024-02-01T00:00:00Z"),
             ("@yearly", "2024-01-15T00:00:00Z", "2025-01-01T00:00:00Z"),
-            ("30 6 * * mon-fri", "2024-01-06T00:00:00Z", "2024-01-08T06:30:00Z"),
-            ("0 0 29 feb *", "2024-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),
+            (
+                "30 6 * * mon-fri",
+                "2024-01-06T00:00:00Z",
+                "2024-01-08T06:30:00Z",
+            ),
+            (
+                "0 0 29 feb *",
+                "2024-03-01T00:00:00Z",
+                "2028-02-29T00:00:00Z",
+            ),
             // Day of month OR day of week when both are restricted.
-            ("0 0 13 * fri", "2024-01-01T00:00:00Z", "2024-01-05T00:00:00Z"),
-            ("@every 90s", "2024-01-01T00:00:10.5Z", "2024-01-01T00:01:40Z"),
-            ("TZ=Europe/Berlin 0 9 * * *", "2024-07-01T00:00:00Z", "2024-07-01T07:00:00Z"),
+            (
+                "0 0 13 * fri",
+                "2024-01-01T00:00:00Z",
+                "2024-01-05T00:00:00Z",
+            ),
+            (
+                "@every 90s",
+                "2024-01-01T00:00:10.5Z",
+                "2024-01-01T00:01:40Z",
+            ),
+            (
+                "TZ=Europe/Berlin 0 9 * * *",
+                "2024-07-01T00:00:00Z",
+                "2024-07-01T07:00:00Z",
+            ),
         ];
         for (spec, from, want) in cases {
             assert_eq!(next(spec, from), want, "{spec} after {from}");
@@ -310,7 +416,10 @@ mod tests {
             parse_standard("61 * * * *", &TimeZone::UTC).unwrap_err(),
             "end of range (61) above maximum (59): 61"
         );
-        assert_eq!(parse_standard("@fortnightly", &TimeZone::UTC).unwrap_err(), "unrecognized descriptor: @fortnightly");
+        assert_eq!(
+            parse_standard("@fortnightly", &TimeZone::UTC).unwrap_err(),
+            "unrecognized descriptor: @fortnightly"
+        );
         assert!(parse_standard("0 31 2 *", &TimeZone::UTC).is_err());
     }
 }

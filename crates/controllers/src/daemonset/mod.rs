@@ -29,9 +29,9 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::controller_utils::{
-    BURST_REPLICAS, PodControl, SLOW_START_INITIAL_BATCH_SIZE, add_owner_indexes,
-    claim_candidates, controller_of, is_pod_available, is_pod_ready, labels_of, new_controller_ref,
-    patch_params, phase, pod_from_template, pod_key, selector,
+    BURST_REPLICAS, PodControl, SLOW_START_INITIAL_BATCH_SIZE, add_owner_indexes, claim_candidates,
+    controller_of, is_pod_available, is_pod_ready, labels_of, new_controller_ref, patch_params,
+    phase, pod_from_template, pod_key, selector,
 };
 use crate::expectations::Expectations;
 use crate::history::CONTROLLER_REVISION_HASH;
@@ -86,7 +86,10 @@ pub fn replace_node_name_affinity(affinity: Option<Affinity>, node: &str) -> Aff
     };
     let mut a = affinity.unwrap_or_default();
     let na = a.node_affinity.get_or_insert_with(NodeAffinity::default);
-    match na.required_during_scheduling_ignored_during_execution.as_mut() {
+    match na
+        .required_during_scheduling_ignored_during_execution
+        .as_mut()
+    {
         Some(sel) => sel.node_selector_terms = vec![term],
         None => {
             na.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
@@ -134,14 +137,18 @@ fn template_generation(ds: &DaemonSet) -> Option<i64> {
 /// `IsPodUpdated`.
 pub fn is_pod_updated(p: &Pod, hash: &str, generation: Option<i64>) -> bool {
     let labels = labels_of(&p.metadata);
-    let template_matches = generation
-        .is_some_and(|g| labels.get(TEMPLATE_GENERATION_LABEL) == Some(&g.to_string()));
-    let hash_matches = !hash.is_empty() && labels.get(CONTROLLER_REVISION_HASH).map(String::as_str) == Some(hash);
+    let template_matches =
+        generation.is_some_and(|g| labels.get(TEMPLATE_GENERATION_LABEL) == Some(&g.to_string()));
+    let hash_matches =
+        !hash.is_empty() && labels.get(CONTROLLER_REVISION_HASH).map(String::as_str) == Some(hash);
     hash_matches || template_matches
 }
 
 fn ds_template(ds: &DaemonSet) -> PodTemplateSpec {
-    ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default()
+    ds.spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default()
 }
 
 fn ds_selector(ds: &DaemonSet) -> Selector {
@@ -149,14 +156,21 @@ fn ds_selector(ds: &DaemonSet) -> Selector {
 }
 
 fn min_ready_seconds(ds: &DaemonSet) -> i32 {
-    ds.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 /// `NodeShouldRunDaemonPod`: (should run, may keep running).
 pub fn node_should_run(node: &Node, ds: &DaemonSet) -> (bool, bool) {
     let mut spec = ds_template(ds).spec.unwrap_or_default();
     let node_name = node.metadata.name.clone().unwrap_or_default();
-    if spec.node_name.as_ref().is_some_and(|n| !n.is_empty() && *n != node_name) {
+    if spec
+        .node_name
+        .as_ref()
+        .is_some_and(|n| !n.is_empty() && *n != node_name)
+    {
         return (false, false);
     }
     spec.node_name = Some(node_name);
@@ -166,7 +180,10 @@ pub fn node_should_run(node: &Node, ds: &DaemonSet) -> (bool, bool) {
     }
     let tolerations = spec.tolerations.clone().unwrap_or_default();
     let ts = taints(node);
-    let fits = untolerated_taint(ts, &tolerations, |t| t.effect == "NoSchedule" || t.effect == "NoExecute").is_none();
+    let fits = untolerated_taint(ts, &tolerations, |t| {
+        t.effect == "NoSchedule" || t.effect == "NoExecute"
+    })
+    .is_none();
     if !fits {
         let no_execute = untolerated_taint(ts, &tolerations, |t| t.effect == "NoExecute").is_some();
         return (false, !no_execute);
@@ -177,9 +194,18 @@ pub fn node_should_run(node: &Node, ds: &DaemonSet) -> (bool, bool) {
 /// `podByCreationTimestampAndPhase`: scheduled pods first, then oldest.
 fn sort_pods(pods: &mut [Arc<Pod>]) {
     pods.sort_by(|a, b| {
-        let sa = a.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| !n.is_empty());
-        let sb = b.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some_and(|n| !n.is_empty());
-        sb.cmp(&sa).then_with(|| crate::controller_utils::by_creation(&a.metadata, &b.metadata))
+        let sa = a
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some_and(|n| !n.is_empty());
+        let sb = b
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some_and(|n| !n.is_empty());
+        sb.cmp(&sa)
+            .then_with(|| crate::controller_utils::by_creation(&a.metadata, &b.metadata))
     });
 }
 
@@ -203,7 +229,9 @@ impl Backoff {
         let mut e = self.entries.lock();
         let now = Instant::now();
         let d = match e.get(key) {
-            Some((d, at)) if now.duration_since(*at) <= 2 * BACKOFF_MAX => (*d * 2).min(BACKOFF_MAX),
+            Some((d, at)) if now.duration_since(*at) <= 2 * BACKOFF_MAX => {
+                (*d * 2).min(BACKOFF_MAX)
+            }
             _ => BACKOFF_INITIAL,
         };
         e.insert(key.to_string(), (d, now));
@@ -232,7 +260,11 @@ fn resolve(dss: &Informer<DaemonSet>, ns: &str, r: &OwnerReference) -> Option<Ar
     (d.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(d)
 }
 
-fn matching(dss: &Informer<DaemonSet>, ns: &str, labels: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+fn matching(
+    dss: &Informer<DaemonSet>,
+    ns: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
     if labels.is_empty() {
         return Vec::new();
     }
@@ -308,7 +340,9 @@ impl DaemonSetController {
             let deleted = {
                 let (q, exp, d2) = (q.clone(), exp.clone(), d2.clone());
                 move |pod: &Pod| {
-                    let Some(r) = controller_of(&pod.metadata) else { return };
+                    let Some(r) = controller_of(&pod.metadata) else {
+                        return;
+                    };
                     if let Some(d) = resolve(&d2, &pod.namespace().unwrap_or_default(), r) {
                         let key = key_of(&*d);
                         exp.deletion_observed(&key, &pod_key(pod));
@@ -427,15 +461,26 @@ impl DaemonSetController {
         };
         let nodes = self.nodes.list();
         let sel = ds.spec.as_ref().map(|s| &s.selector);
-        if sel.is_some_and(|s| s.match_labels.as_ref().is_none_or(|m| m.is_empty()) && s.match_expressions.as_ref().is_none_or(|m| m.is_empty())) {
-            self.recorder.record(&*ds, EventType::Warning, "SelectingAll", "This daemon set is selecting all pods. A non-empty selector is required.");
+        if sel.is_some_and(|s| {
+            s.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                && s.match_expressions.as_ref().is_none_or(|m| m.is_empty())
+        }) {
+            self.recorder.record(
+                &*ds,
+                EventType::Warning,
+                "SelectingAll",
+                "This daemon set is selecting all pods. A non-empty selector is required.",
+            );
             return Ok(());
         }
         if ds.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
         let (cur, old) = self.construct_history(&ds).await?;
-        let hash = labels_of(&cur.metadata).get(CONTROLLER_REVISION_HASH).cloned().unwrap_or_default();
+        let hash = labels_of(&cur.metadata)
+            .get(CONTROLLER_REVISION_HASH)
+            .cloned()
+            .unwrap_or_default();
         if !self.expectations.satisfied(key) {
             return self.update_status(&ds, &nodes, &hash, false).await;
         }
@@ -445,7 +490,14 @@ impl DaemonSetController {
         status
     }
 
-    async fn update_daemon_set(&self, ds: &Arc<DaemonSet>, nodes: &[Arc<Node>], hash: &str, key: &str, old: &[ControllerRevision]) -> Result<()> {
+    async fn update_daemon_set(
+        &self,
+        ds: &Arc<DaemonSet>,
+        nodes: &[Arc<Node>],
+        hash: &str,
+        key: &str,
+        old: &[ControllerRevision],
+    ) -> Result<()> {
         self.manage(ds, nodes, hash).await?;
         if self.expectations.satisfied(key) {
             let strategy = ds
@@ -464,14 +516,22 @@ impl DaemonSetController {
     /// The DaemonSet's pods after claiming (adopting matching orphans, releasing strays).
     async fn daemon_pods(&self, ds: &DaemonSet) -> Result<Vec<Arc<Pod>>> {
         let sel = ds_selector(ds);
-        let candidates = claim_candidates(&self.pods, &ds.uid().unwrap_or_default(), &ds.namespace().unwrap_or_default());
+        let candidates = claim_candidates(
+            &self.pods,
+            &ds.uid().unwrap_or_default(),
+            &ds.namespace().unwrap_or_default(),
+        );
         RefManager::new(self.client.clone(), ds, new_controller_ref(ds), &sel)
             .claim(candidates, |_| true)
             .await
     }
 
     /// `getNodesToDaemonPods`.
-    async fn nodes_to_daemon_pods(&self, ds: &DaemonSet, include_deleted_terminal: bool) -> Result<HashMap<String, Vec<Arc<Pod>>>> {
+    async fn nodes_to_daemon_pods(
+        &self,
+        ds: &DaemonSet,
+        include_deleted_terminal: bool,
+    ) -> Result<HashMap<String, Vec<Arc<Pod>>>> {
         let mut m: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
         for p in self.daemon_pods(ds).await? {
             let terminal = matches!(phase(&p), "Succeeded" | "Failed");
@@ -495,13 +555,20 @@ impl DaemonSetController {
             to_delete.extend(del);
         }
         // Unscheduled pods aimed at nodes that no longer exist would never be scheduled.
-        let names: HashSet<String> = nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+        let names: HashSet<String> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
         for (node, pods) in &node_pods {
             if names.contains(node) {
                 continue;
             }
             for p in pods {
-                let unscheduled = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none_or(|n| n.is_empty());
+                let unscheduled = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .is_none_or(|n| n.is_empty());
                 if unscheduled && p.metadata.deletion_timestamp.is_none() {
                     to_delete.push(p.name_any());
                 }
@@ -535,7 +602,11 @@ impl DaemonSetController {
                 }
                 match phase(p) {
                     "Failed" => {
-                        let bkey = format!("{}/{}/{name}", ds.namespace().unwrap_or_default(), ds.name_any());
+                        let bkey = format!(
+                            "{}/{}/{name}",
+                            ds.namespace().unwrap_or_default(),
+                            ds.name_any()
+                        );
                         if let Some(d) = self.failed_backoff.in_backoff(&bkey) {
                             self.queue.add_after(key_of(ds), d);
                             continue;
@@ -572,9 +643,14 @@ impl DaemonSetController {
             }
             sort_pods(&mut running);
             let generation = template_generation(ds);
-            let (mut oldest_new, mut oldest_old): (Option<Arc<Pod>>, Option<Arc<Pod>>) = (None, None);
+            let (mut oldest_new, mut oldest_old): (Option<Arc<Pod>>, Option<Arc<Pod>>) =
+                (None, None);
             for p in &running {
-                let slot = if is_pod_updated(p, hash, generation) { &mut oldest_new } else { &mut oldest_old };
+                let slot = if is_pod_updated(p, hash, generation) {
+                    &mut oldest_new
+                } else {
+                    &mut oldest_old
+                };
                 if slot.is_none() {
                     *slot = Some(p.clone());
                 } else {
@@ -582,7 +658,8 @@ impl DaemonSetController {
                 }
             }
             if let (Some(n), Some(o)) = (oldest_new, oldest_old)
-                && (!is_pod_ready(&o) || is_pod_available(&n, min_ready_seconds(ds), self.clock.now()))
+                && (!is_pod_ready(&o)
+                    || is_pod_available(&n, min_ready_seconds(ds), self.clock.now()))
             {
                 to_delete.push(o.name_any());
             }
@@ -597,7 +674,13 @@ impl DaemonSetController {
     }
 
     /// `syncNodes`: deletes pods and creates pods for nodes, at most a burst of each.
-    async fn sync_nodes(&self, ds: &Arc<DaemonSet>, to_delete: &[String], needing: &[String], hash: &str) -> Result<()> {
+    async fn sync_nodes(
+        &self,
+        ds: &Arc<DaemonSet>,
+        to_delete: &[String],
+        needing: &[String],
+        hash: &str,
+    ) -> Result<()> {
         let key = key_of(&**ds);
         let ns = ds.namespace().unwrap_or_default();
         let create = needing.len().min(BURST_REPLICAS);
@@ -627,9 +710,13 @@ impl DaemonSetController {
         let mut batch = create.min(SLOW_START_INITIAL_BATCH_SIZE);
         while pos < create {
             let results = futures::future::join_all((pos..pos + batch).map(|i| {
-                let mut pod = pod_from_template(&template, &ds.name_any(), Some(controller_ref.clone()));
+                let mut pod =
+                    pod_from_template(&template, &ds.name_any(), Some(controller_ref.clone()));
                 if let Some(spec) = pod.spec.as_mut() {
-                    spec.affinity = Some(replace_node_name_affinity(spec.affinity.take(), &needing[i]));
+                    spec.affinity = Some(replace_node_name_affinity(
+                        spec.affinity.take(),
+                        &needing[i],
+                    ));
                 }
                 let ns = ns.clone();
                 async move { self.pod_control.create_pod_object(&ns, pod, &**ds).await }
@@ -665,7 +752,8 @@ impl DaemonSetController {
         .await;
         for (n, r) in results {
             if let Err(e) = r {
-                self.expectations.deletion_observed(&key, &format!("{ns}/{n}"));
+                self.expectations
+                    .deletion_observed(&key, &format!("{ns}/{n}"));
                 if !e.is_not_found() && first_err.is_none() {
                     first_err = Some(e);
                 }
@@ -678,19 +766,32 @@ impl DaemonSetController {
     }
 
     /// `updateDaemonSetStatus`.
-    async fn update_status(&self, ds: &DaemonSet, nodes: &[Arc<Node>], hash: &str, update_observed: bool) -> Result<()> {
+    async fn update_status(
+        &self,
+        ds: &DaemonSet,
+        nodes: &[Arc<Node>],
+        hash: &str,
+        update_observed: bool,
+    ) -> Result<()> {
         let node_pods = self.nodes_to_daemon_pods(ds, false).await?;
-        let (mut desired, mut current, mut misscheduled, mut ready, mut updated, mut available) = (0, 0, 0, 0, 0, 0);
+        let (mut desired, mut current, mut misscheduled, mut ready, mut updated, mut available) =
+            (0, 0, 0, 0, 0, 0);
         let now = self.clock.now();
         let generation = template_generation(ds);
         let mrs = min_ready_seconds(ds);
         for n in nodes {
             let (should_run, _) = node_should_run(n, ds);
-            let pods = n.metadata.name.as_ref().and_then(|name| node_pods.get(name));
+            let pods = n
+                .metadata
+                .name
+                .as_ref()
+                .and_then(|name| node_pods.get(name));
             let scheduled = pods.is_some_and(|p| !p.is_empty());
             if should_run {
                 desired += 1;
-                let Some(pods) = pods.filter(|_| scheduled) else { continue };
+                let Some(pods) = pods.filter(|_| scheduled) else {
+                    continue;
+                };
                 current += 1;
                 let mut pods = pods.clone();
                 sort_pods(&mut pods);
@@ -725,24 +826,34 @@ impl DaemonSetController {
                 "numberMisscheduled": misscheduled, "numberReady": ready,
             });
             let o = v.as_object_mut().expect("object");
-            for (k, n) in [("updatedNumberScheduled", updated), ("numberAvailable", available), ("numberUnavailable", unavailable)] {
+            for (k, n) in [
+                ("updatedNumberScheduled", updated),
+                ("numberAvailable", available),
+                ("numberUnavailable", unavailable),
+            ] {
                 if n != 0 {
                     o.insert(k.into(), json!(n));
                 }
             }
-            let mut fields = vec!["updatedNumberScheduled", "numberAvailable", "numberUnavailable"];
+            let mut fields = vec![
+                "updatedNumberScheduled",
+                "numberAvailable",
+                "numberUnavailable",
+            ];
             if update_observed && generation != 0 {
                 o.insert("observedGeneration".into(), json!(generation));
                 fields.push("observedGeneration");
             }
             let patch = json!({"status": replace_fields(v, &fields)});
-            let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), &ds.namespace().unwrap_or_default());
+            let api: Api<DaemonSet> =
+                Api::namespaced(self.client.clone(), &ds.namespace().unwrap_or_default());
             api.patch_status(&ds.name_any(), &patch_params(), &Patch::Merge(&patch))
                 .await
                 .map_err(|e| Error::api("updating status of", key_of(ds), e))?;
         }
         if mrs > 0 && ready != available {
-            self.queue.add_after(key_of(ds), Duration::from_secs(mrs as u64));
+            self.queue
+                .add_after(key_of(ds), Duration::from_secs(mrs as u64));
         }
         Ok(())
     }

@@ -21,8 +21,8 @@ use ferrokube_client::{Change, Informer, key_of};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, Patch};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch};
 use serde_json::json;
 
 use crate::clock::Clock;
@@ -43,7 +43,11 @@ pub struct DeploymentController {
     clock: Clock,
 }
 
-fn resolve(deployments: &Informer<Deployment>, ns: &str, r: &OwnerReference) -> Option<Arc<Deployment>> {
+fn resolve(
+    deployments: &Informer<Deployment>,
+    ns: &str,
+    r: &OwnerReference,
+) -> Option<Arc<Deployment>> {
     if r.kind != "Deployment" {
         return None;
     }
@@ -109,7 +113,8 @@ impl DeploymentController {
                         if old.metadata.resource_version == new.metadata.resource_version {
                             return;
                         }
-                        let (cur, prev) = (controller_of(&new.metadata), controller_of(&old.metadata));
+                        let (cur, prev) =
+                            (controller_of(&new.metadata), controller_of(&old.metadata));
                         let changed = cur != prev;
                         if changed && let Some(p) = prev {
                             enqueue_owner(old, p);
@@ -134,11 +139,15 @@ impl DeploymentController {
                 // A Recreate rollout waits for the old pods to be gone.
                 let Change::Deleted(pod) = c else { return };
                 let ns = pod.namespace().unwrap_or_default();
-                let Some(r) = controller_of(&pod.metadata) else { return };
+                let Some(r) = controller_of(&pod.metadata) else {
+                    return;
+                };
                 if r.kind != "ReplicaSet" {
                     return;
                 }
-                let Some(rs) = rss.get_named(&ns, &r.name) else { return };
+                let Some(rs) = rss.get_named(&ns, &r.name) else {
+                    return;
+                };
                 if let Some(dr) = controller_of(&rs.metadata)
                     && let Some(d) = resolve(&ds, &ns, dr)
                     && util::is_recreate(&d)
@@ -191,11 +200,16 @@ impl DeploymentController {
             return Ok(());
         };
         let mut d: Deployment = (*cached).clone();
-        let sel_everything = d
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                && s.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty()));
+        let sel_everything = d.spec.as_ref().is_some_and(|s| {
+            s.selector
+                .match_labels
+                .as_ref()
+                .is_none_or(|m| m.is_empty())
+                && s.selector
+                    .match_expressions
+                    .as_ref()
+                    .is_none_or(|m| m.is_empty())
+        });
         if sel_everything {
             self.recorder.record(
                 &d,
@@ -241,7 +255,11 @@ impl DeploymentController {
     }
 
     /// Pods of each of the Deployment's ReplicaSets (by ReplicaSet UID).
-    fn pods_by_replica_set(&self, d: &Deployment, rs_list: &[ReplicaSet]) -> Vec<(String, Vec<Arc<Pod>>)> {
+    fn pods_by_replica_set(
+        &self,
+        d: &Deployment,
+        rs_list: &[ReplicaSet],
+    ) -> Vec<(String, Vec<Arc<Pod>>)> {
         let sel = deployment_selector(d);
         rs_list
             .iter()
@@ -280,7 +298,10 @@ impl DeploymentController {
                 .await
                 .map_err(|e| Error::api("updating revision of", Self::name_of(d), e))?;
             if patched.metadata.generation != d.metadata.generation {
-                return Err(Error::Retry(format!("{} changed while syncing", Self::name_of(d))));
+                return Err(Error::Retry(format!(
+                    "{} changed while syncing",
+                    Self::name_of(d)
+                )));
             }
             d.metadata.resource_version = patched.metadata.resource_version;
         }

@@ -33,10 +33,22 @@ impl DeploymentController {
                 None => format!("Deployment {:?} {what}", d.name_any()),
             };
             if deployment_complete(d, &st) {
-                let c = new_condition("Progressing", "True", NEW_RS_AVAILABLE, subject("has successfully progressed."), &now);
+                let c = new_condition(
+                    "Progressing",
+                    "True",
+                    NEW_RS_AVAILABLE,
+                    subject("has successfully progressed."),
+                    &now,
+                );
                 set_condition(&mut st, c);
             } else if deployment_progressing(d, &st) {
-                let mut c = new_condition("Progressing", "True", RS_UPDATED, subject("is progressing."), &now);
+                let mut c = new_condition(
+                    "Progressing",
+                    "True",
+                    RS_UPDATED,
+                    subject("is progressing."),
+                    &now,
+                );
                 if let Some(cur) = &cur {
                     if cur.status == "True" {
                         c.last_transition_time = cur.last_transition_time.clone();
@@ -45,7 +57,13 @@ impl DeploymentController {
                 }
                 set_condition(&mut st, c);
             } else if deployment_timed_out(d, &st, self.clock.now()) {
-                let c = new_condition("Progressing", "False", TIMED_OUT, subject("has timed out progressing."), &now);
+                let c = new_condition(
+                    "Progressing",
+                    "False",
+                    TIMED_OUT,
+                    subject("has timed out progressing."),
+                    &now,
+                );
                 set_condition(&mut st, c);
             }
         }
@@ -64,14 +82,18 @@ impl DeploymentController {
     /// `requeueStuckDeployment`: look again when the progress deadline would pass.
     fn requeue_stuck(&self, d: &Deployment, new: &k8s_openapi::api::apps::v1::DeploymentStatus) {
         let st = d.status.clone().unwrap_or_default();
-        let Some(cur) = get_condition(&st, "Progressing") else { return };
+        let Some(cur) = get_condition(&st, "Progressing") else {
+            return;
+        };
         if !has_progress_deadline(d)
             || deployment_complete(d, new)
             || cur.reason.as_deref() == Some(TIMED_OUT)
         {
             return;
         }
-        let Some(updated) = cur.last_update_time.as_ref() else { return };
+        let Some(updated) = cur.last_update_time.as_ref() else {
+            return;
+        };
         let deadline = updated.0 + jiff::SignedDuration::from_secs(progress_deadline(d) as i64);
         let after = deadline.duration_since(self.clock.now());
         let after = Duration::try_from(after).unwrap_or(Duration::ZERO);

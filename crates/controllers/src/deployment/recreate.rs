@@ -9,8 +9,14 @@ use super::util::*;
 use crate::Result;
 
 impl DeploymentController {
-    pub(super) async fn rollout_recreate(&self, d: &mut Deployment, rs_list: &mut Vec<ReplicaSet>) -> Result<()> {
-        let (mut new, mut old) = self.get_all_replica_sets_and_sync_revision(d, rs_list, false).await?;
+    pub(super) async fn rollout_recreate(
+        &self,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+    ) -> Result<()> {
+        let (mut new, mut old) = self
+            .get_all_replica_sets_and_sync_revision(d, rs_list, false)
+            .await?;
         let mut all = with_new(&old, new.as_ref());
         let mut scaled_down = false;
         for rs in filter_active(&old) {
@@ -25,7 +31,9 @@ impl DeploymentController {
             return self.sync_rollout_status(d, &all, new.as_ref()).await;
         }
         if new.is_none() {
-            (new, old) = self.get_all_replica_sets_and_sync_revision(d, rs_list, true).await?;
+            (new, old) = self
+                .get_all_replica_sets_and_sync_revision(d, rs_list, true)
+                .await?;
             all = with_new(&old, new.as_ref());
         }
         if let Some(n) = &new {
@@ -39,7 +47,13 @@ impl DeploymentController {
     }
 
     /// `oldPodsRunning`: old ReplicaSets still report pods, or any of their pods is not finished.
-    fn old_pods_running(&self, d: &Deployment, new: Option<&ReplicaSet>, old: &[ReplicaSet], rs_list: &[ReplicaSet]) -> bool {
+    fn old_pods_running(
+        &self,
+        d: &Deployment,
+        new: Option<&ReplicaSet>,
+        old: &[ReplicaSet],
+        rs_list: &[ReplicaSet],
+    ) -> bool {
         if actual_replica_count(old) > 0 {
             return true;
         }

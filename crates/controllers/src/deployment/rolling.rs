@@ -16,16 +16,28 @@ fn safe_available(rs: &ReplicaSet) -> i32 {
 }
 
 impl DeploymentController {
-    pub(super) async fn rollout_rolling(&self, d: &mut Deployment, rs_list: &mut Vec<ReplicaSet>) -> Result<()> {
-        let (new, old) = self.get_all_replica_sets_and_sync_revision(d, rs_list, true).await?;
+    pub(super) async fn rollout_rolling(
+        &self,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+    ) -> Result<()> {
+        let (new, old) = self
+            .get_all_replica_sets_and_sync_revision(d, rs_list, true)
+            .await?;
         let Some(new) = new else {
-            return Err(Error::Retry(format!("{}: new replica set not found", Self::name_of(d))));
+            return Err(Error::Retry(format!(
+                "{}: new replica set not found",
+                Self::name_of(d)
+            )));
         };
         let all = with_new(&old, Some(&new));
         if self.reconcile_new_replica_set(&all, &new, d).await? {
             return self.sync_rollout_status(d, &all, Some(&new)).await;
         }
-        if self.reconcile_old_replica_sets(&all, &filter_active(&old), &new, d).await? {
+        if self
+            .reconcile_old_replica_sets(&all, &filter_active(&old), &new, d)
+            .await?
+        {
             return self.sync_rollout_status(d, &all, Some(&new)).await;
         }
         let st = d.status.clone().unwrap_or_default();
@@ -35,7 +47,12 @@ impl DeploymentController {
         self.sync_rollout_status(d, &all, Some(&new)).await
     }
 
-    async fn reconcile_new_replica_set(&self, all: &[ReplicaSet], new: &ReplicaSet, d: &Deployment) -> Result<bool> {
+    async fn reconcile_new_replica_set(
+        &self,
+        all: &[ReplicaSet],
+        new: &ReplicaSet,
+        d: &Deployment,
+    ) -> Result<bool> {
         let want = replicas(d);
         if rs_replicas(new) == want {
             return Ok(false);
@@ -64,9 +81,13 @@ impl DeploymentController {
         if max_scaled_down <= 0 {
             return Ok(false);
         }
-        let (old, cleaned) = self.cleanup_unhealthy_replicas(old, d, max_scaled_down).await?;
+        let (old, cleaned) = self
+            .cleanup_unhealthy_replicas(old, d, max_scaled_down)
+            .await?;
         let all = with_new(&old, Some(new));
-        let scaled = self.scale_down_old_replica_sets(&all, &old, d, max_scaled_down - cleaned).await?;
+        let scaled = self
+            .scale_down_old_replica_sets(&all, &old, d, max_scaled_down - cleaned)
+            .await?;
         Ok(cleaned + scaled > 0)
     }
 

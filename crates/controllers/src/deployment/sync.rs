@@ -25,15 +25,27 @@ pub(super) fn with_new(old: &[ReplicaSet], new: Option<&ReplicaSet>) -> Vec<Repl
 }
 
 impl DeploymentController {
-    pub(super) async fn sync_status_only(&self, d: &mut Deployment, rs_list: &mut Vec<ReplicaSet>) -> Result<()> {
-        let (new, old) = self.get_all_replica_sets_and_sync_revision(d, rs_list, false).await?;
+    pub(super) async fn sync_status_only(
+        &self,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+    ) -> Result<()> {
+        let (new, old) = self
+            .get_all_replica_sets_and_sync_revision(d, rs_list, false)
+            .await?;
         let all = with_new(&old, new.as_ref());
         self.sync_deployment_status(d, &all, new.as_ref()).await
     }
 
     /// `sync`: scaling events and paused Deployments.
-    pub(super) async fn sync_scale(&self, d: &mut Deployment, rs_list: &mut Vec<ReplicaSet>) -> Result<()> {
-        let (new, old) = self.get_all_replica_sets_and_sync_revision(d, rs_list, false).await?;
+    pub(super) async fn sync_scale(
+        &self,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+    ) -> Result<()> {
+        let (new, old) = self
+            .get_all_replica_sets_and_sync_revision(d, rs_list, false)
+            .await?;
         self.scale(d, new.as_ref(), &old).await?;
         if d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false) {
             self.cleanup_deployment(d, &old).await?;
@@ -57,9 +69,21 @@ impl DeploymentController {
         let paused = d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
         let now = self.clock.now_time();
         let c = if paused && !paused_cond {
-            new_condition("Progressing", "Unknown", PAUSED, "Deployment is paused".into(), &now)
+            new_condition(
+                "Progressing",
+                "Unknown",
+                PAUSED,
+                "Deployment is paused".into(),
+                &now,
+            )
         } else if !paused && paused_cond {
-            new_condition("Progressing", "Unknown", RESUMED, "Deployment is resumed".into(), &now)
+            new_condition(
+                "Progressing",
+                "Unknown",
+                RESUMED,
+                "Deployment is resumed".into(),
+                &now,
+            )
         } else {
             return Ok(());
         };
@@ -79,7 +103,10 @@ impl DeploymentController {
         let new = self.get_new_replica_set(d, rs_list, &old, create).await?;
         // Later steps of this sync see what was just written.
         if let Some(n) = &new {
-            match rs_list.iter_mut().find(|r| r.metadata.uid == n.metadata.uid) {
+            match rs_list
+                .iter_mut()
+                .find(|r| r.metadata.uid == n.metadata.uid)
+            {
                 Some(slot) => *slot = n.clone(),
                 None => rs_list.push(n.clone()),
             }
@@ -109,7 +136,9 @@ impl DeploymentController {
             let mrs = d.spec.as_ref().and_then(|s| s.min_ready_seconds);
             let rs_mrs = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
             if annotations_updated || mrs.unwrap_or(0) != rs_mrs.unwrap_or(0) {
-                rs.spec.get_or_insert_with(Default::default).min_ready_seconds = mrs;
+                rs.spec
+                    .get_or_insert_with(Default::default)
+                    .min_ready_seconds = mrs;
                 return self.update_replica_set(&rs).await.map(Some);
             }
             let rev = annotation(&rs.metadata, REVISION).unwrap_or("").to_string();
@@ -147,7 +176,11 @@ impl DeploymentController {
             .labels
             .get_or_insert_with(Default::default)
             .insert(POD_TEMPLATE_HASH.into(), hash.clone());
-        let mut selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let mut selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         selector
             .match_labels
             .get_or_insert_with(Default::default)
@@ -172,7 +205,13 @@ impl DeploymentController {
         all.push(rs.clone());
         let count = new_rs_new_replicas(d, &all, &rs);
         set_rs_replicas(&mut rs, count);
-        set_new_replica_set_annotations(d, &mut rs, &new_revision, false, MAX_REV_HISTORY_LENGTH_IN_CHARS);
+        set_new_replica_set_annotations(
+            d,
+            &mut rs,
+            &new_revision,
+            false,
+            MAX_REV_HISTORY_LENGTH_IN_CHARS,
+        );
 
         let mut already_exists = false;
         let created = match self.create_replica_set(&rs).await {
@@ -195,19 +234,28 @@ impl DeploymentController {
                     self.update_status(d).await?;
                     return Err(Error::Retry(format!(
                         "hash collision creating replica set {name}; collisionCount is now {}",
-                        d.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0)
+                        d.status
+                            .as_ref()
+                            .and_then(|s| s.collision_count)
+                            .unwrap_or(0)
                     )));
                 }
             }
             Err(e) if e.is_namespace_terminating() => return Err(e),
             Err(e) => {
-                let msg = format!("Failed to create new replica set {:?}: {}", rs.name_any(), e.api_message());
+                let msg = format!(
+                    "Failed to create new replica set {:?}: {}",
+                    rs.name_any(),
+                    e.api_message()
+                );
                 if has_progress_deadline(d) {
-                    let c = new_condition("Progressing", "False", FAILED_RS_CREATE, msg.clone(), &now);
+                    let c =
+                        new_condition("Progressing", "False", FAILED_RS_CREATE, msg.clone(), &now);
                     set_condition(d.status.get_or_insert_with(Default::default), c);
                     let _ = self.update_status(d).await;
                 }
-                self.recorder.record(&*d, EventType::Warning, FAILED_RS_CREATE, &msg);
+                self.recorder
+                    .record(&*d, EventType::Warning, FAILED_RS_CREATE, &msg);
                 return Err(e);
             }
         };
@@ -216,7 +264,10 @@ impl DeploymentController {
                 &*d,
                 EventType::Normal,
                 "ScalingReplicaSet",
-                &format!("Scaled up replica set {} from 0 to {count}", created.name_any()),
+                &format!(
+                    "Scaled up replica set {} from 0 to {count}",
+                    created.name_any()
+                ),
             );
         }
         let mut needs_update = set_deployment_revision(d, &new_revision);
@@ -239,7 +290,12 @@ impl DeploymentController {
 
     /// `scale`: a resize of the Deployment outside a rollout goes to the only active
     /// ReplicaSet, or proportionally to all of them during a rolling update.
-    pub(super) async fn scale(&self, d: &Deployment, new: Option<&ReplicaSet>, old: &[ReplicaSet]) -> Result<()> {
+    pub(super) async fn scale(
+        &self,
+        d: &Deployment,
+        new: Option<&ReplicaSet>,
+        old: &[ReplicaSet],
+    ) -> Result<()> {
         let want = replicas(d);
         if let Some(rs) = find_active_or_latest(new, old) {
             if rs_replicas(&rs) == want {
@@ -263,11 +319,19 @@ impl DeploymentController {
         let to_add = allowed - all_replicas;
         let op = if to_add > 0 {
             // Bigger first; newer first among equals.
-            all.sort_by(|a, b| rs_replicas(b).cmp(&rs_replicas(a)).then_with(|| by_creation(&b.metadata, &a.metadata)));
+            all.sort_by(|a, b| {
+                rs_replicas(b)
+                    .cmp(&rs_replicas(a))
+                    .then_with(|| by_creation(&b.metadata, &a.metadata))
+            });
             "up"
         } else if to_add < 0 {
             // Bigger first; older first among equals.
-            all.sort_by(|a, b| rs_replicas(b).cmp(&rs_replicas(a)).then_with(|| by_creation(&a.metadata, &b.metadata)));
+            all.sort_by(|a, b| {
+                rs_replicas(b)
+                    .cmp(&rs_replicas(a))
+                    .then_with(|| by_creation(&a.metadata, &b.metadata))
+            });
             "down"
         } else {
             ""
@@ -301,7 +365,11 @@ impl DeploymentController {
         if rs_replicas(rs) == new_scale {
             return Ok((false, rs.clone()));
         }
-        let op = if rs_replicas(rs) < new_scale { "up" } else { "down" };
+        let op = if rs_replicas(rs) < new_scale {
+            "up"
+        } else {
+            "down"
+        };
         self.scale_replica_set(rs, new_scale, d, op).await
     }
 
@@ -338,7 +406,11 @@ impl DeploymentController {
 
     /// `cleanupDeployment`: deletes the oldest revisions beyond revisionHistoryLimit that no
     /// longer run anything.
-    pub(super) async fn cleanup_deployment(&self, d: &Deployment, old: &[ReplicaSet]) -> Result<()> {
+    pub(super) async fn cleanup_deployment(
+        &self,
+        d: &Deployment,
+        old: &[ReplicaSet],
+    ) -> Result<()> {
         let Some(limit) = d.spec.as_ref().and_then(|s| s.revision_history_limit) else {
             return Ok(());
         };
@@ -356,7 +428,11 @@ impl DeploymentController {
                 .then_with(|| by_creation(&a.metadata, &b.metadata))
         });
         for rs in cleanable.into_iter().take(diff as usize) {
-            let observed = rs.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
+            let observed = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0);
             if rs_status_replicas(rs) != 0
                 || rs_replicas(rs) != 0
                 || rs.metadata.generation.unwrap_or(0) > observed
@@ -384,7 +460,12 @@ impl DeploymentController {
     }
 
     /// `calculateStatus`: counts from the ReplicaSets and the Available condition.
-    pub(super) fn calculate_status(&self, d: &Deployment, all: &[ReplicaSet], new: Option<&ReplicaSet>) -> DeploymentStatus {
+    pub(super) fn calculate_status(
+        &self,
+        d: &Deployment,
+        all: &[ReplicaSet],
+        new: Option<&ReplicaSet>,
+    ) -> DeploymentStatus {
         let available = available_replica_count(all);
         let total = replica_count(all);
         let unavailable = (total - available).max(0);
@@ -402,7 +483,13 @@ impl DeploymentController {
         };
         let now = self.clock.now_time();
         let c = if available >= replicas(d) - max_unavailable(d) {
-            new_condition("Available", "True", MIN_AVAILABLE, "Deployment has minimum availability.".into(), &now)
+            new_condition(
+                "Available",
+                "True",
+                MIN_AVAILABLE,
+                "Deployment has minimum availability.".into(),
+                &now,
+            )
         } else {
             new_condition(
                 "Available",
@@ -417,8 +504,14 @@ impl DeploymentController {
     }
 
     /// `isScalingEvent`: an active ReplicaSet was sized for a different replica count.
-    pub(super) async fn is_scaling_event(&self, d: &mut Deployment, rs_list: &mut Vec<ReplicaSet>) -> Result<bool> {
-        let (new, old) = self.get_all_replica_sets_and_sync_revision(d, rs_list, false).await?;
+    pub(super) async fn is_scaling_event(
+        &self,
+        d: &mut Deployment,
+        rs_list: &mut Vec<ReplicaSet>,
+    ) -> Result<bool> {
+        let (new, old) = self
+            .get_all_replica_sets_and_sync_revision(d, rs_list, false)
+            .await?;
         let want = replicas(d);
         Ok(filter_active(&with_new(&old, new.as_ref()))
             .iter()

@@ -74,7 +74,11 @@ impl Rig {
     fn report_replica_sets(&self, unready: &[String]) {
         for mut rs in self.api.list::<ReplicaSet>() {
             let n = rs_replicas(&rs);
-            let available = if unready.contains(&rs.metadata.name.clone().unwrap()) { 0 } else { n };
+            let available = if unready.contains(&rs.metadata.name.clone().unwrap()) {
+                0
+            } else {
+                n
+            };
             rs.status = Some(obj(json!({"replicas": n, "readyReplicas": available,
                 "availableReplicas": available, "observedGeneration": rs.metadata.generation})));
             self.api.insert(&rs);
@@ -86,7 +90,15 @@ impl Rig {
         // Every rollout happens at a later second, as ReplicaSets are told apart by age.
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
         let mut d: Deployment = self.api.get("default", "web").unwrap();
-        d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some(image.into());
+        d.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .image = Some(image.into());
         d.metadata.generation = Some(d.metadata.generation.unwrap() + 1);
         self.api.insert(&d);
         self.observe();
@@ -95,7 +107,14 @@ impl Rig {
     fn replica_sets(&self) -> Vec<ReplicaSet> {
         let mut v = self.api.list::<ReplicaSet>();
         v.sort_by_key(|r| {
-            let n: u64 = r.metadata.uid.as_deref().unwrap_or("").trim_start_matches("uid-").parse().unwrap_or(0);
+            let n: u64 = r
+                .metadata
+                .uid
+                .as_deref()
+                .unwrap_or("")
+                .trim_start_matches("uid-")
+                .parse()
+                .unwrap_or(0);
             (r.metadata.creation_timestamp.clone().map(|t| t.0), n)
         });
         v
@@ -108,18 +127,36 @@ impl Rig {
 
 #[tokio::test(start_paused = true)]
 async fn a_new_deployment_gets_a_hashed_replica_set_at_revision_one() {
-    let r = rig(deployment(3, "nginx:1.10", rolling(json!("25%"), json!("25%"))));
+    let r = rig(deployment(
+        3,
+        "nginx:1.10",
+        rolling(json!("25%"), json!("25%")),
+    ));
     r.c.sync("default/web").await.unwrap();
     let rss = r.replica_sets();
     assert_eq!(rss.len(), 1);
     let rs = &rss[0];
     let hash = rs.metadata.labels.as_ref().unwrap()[POD_TEMPLATE_HASH].clone();
-    assert_eq!(rs.metadata.name.as_deref(), Some(format!("web-{hash}").as_str()));
+    assert_eq!(
+        rs.metadata.name.as_deref(),
+        Some(format!("web-{hash}").as_str())
+    );
     let spec = rs.spec.as_ref().unwrap();
     assert_eq!(spec.replicas, Some(3));
-    assert_eq!(spec.selector.match_labels.as_ref().unwrap()[POD_TEMPLATE_HASH], hash);
     assert_eq!(
-        spec.template.as_ref().unwrap().metadata.as_ref().unwrap().labels.as_ref().unwrap()[POD_TEMPLATE_HASH],
+        spec.selector.match_labels.as_ref().unwrap()[POD_TEMPLATE_HASH],
+        hash
+    );
+    assert_eq!(
+        spec.template
+            .as_ref()
+            .unwrap()
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap()[POD_TEMPLATE_HASH],
         hash
     );
     let a = rs.metadata.annotations.as_ref().unwrap();
@@ -127,17 +164,30 @@ async fn a_new_deployment_gets_a_hashed_replica_set_at_revision_one() {
     assert_eq!(a[DESIRED_REPLICAS], "3");
     assert_eq!(a[MAX_REPLICAS], "4");
     let owner = &rs.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.controller, owner.block_owner_deletion), ("Deployment", Some(true), Some(true)));
+    assert_eq!(
+        (
+            owner.kind.as_str(),
+            owner.controller,
+            owner.block_owner_deletion
+        ),
+        ("Deployment", Some(true), Some(true))
+    );
 
     let d = r.deployment();
     assert_eq!(d.metadata.annotations.as_ref().unwrap()[REVISION], "1");
     let st = d.status.unwrap();
     let c = get_condition(&st, "Progressing").unwrap();
     assert_eq!(c.reason.as_deref(), Some(NEW_RS_CREATED));
-    assert_eq!(c.message.as_deref(), Some(format!("Created new replica set \"web-{hash}\"").as_str()));
+    assert_eq!(
+        c.message.as_deref(),
+        Some(format!("Created new replica set \"web-{hash}\"").as_str())
+    );
     settle().await;
     assert!(
-        r.api.events().contains(&("ScalingReplicaSet".into(), format!("Scaled up replica set web-{hash} from 0 to 3"))),
+        r.api.events().contains(&(
+            "ScalingReplicaSet".into(),
+            format!("Scaled up replica set web-{hash} from 0 to 3")
+        )),
         "{:?}",
         r.api.events()
     );
@@ -147,9 +197,23 @@ async fn a_new_deployment_gets_a_hashed_replica_set_at_revision_one() {
     r.report_replica_sets(&[]);
     r.c.sync("default/web").await.unwrap();
     let st = r.deployment().status.unwrap();
-    assert_eq!((st.replicas, st.updated_replicas, st.available_replicas, st.observed_generation), (Some(3), Some(3), Some(3), Some(1)));
-    assert_eq!(get_condition(&st, "Progressing").unwrap().reason.as_deref(), Some(NEW_RS_AVAILABLE));
-    assert_eq!(get_condition(&st, "Available").unwrap().reason.as_deref(), Some(MIN_AVAILABLE));
+    assert_eq!(
+        (
+            st.replicas,
+            st.updated_replicas,
+            st.available_replicas,
+            st.observed_generation
+        ),
+        (Some(3), Some(3), Some(3), Some(1))
+    );
+    assert_eq!(
+        get_condition(&st, "Progressing").unwrap().reason.as_deref(),
+        Some(NEW_RS_AVAILABLE)
+    );
+    assert_eq!(
+        get_condition(&st, "Available").unwrap().reason.as_deref(),
+        Some(MIN_AVAILABLE)
+    );
 }
 
 /// Drives a rollout to the end, checking the bounds after every step. New pods become
@@ -159,19 +223,37 @@ async fn roll_out(r: &Rig, replicas: i32, surge: i32, unavailable: i32) -> usize
     let mut lagging: Vec<String>;
     loop {
         steps += 1;
-        assert!(steps < 100, "rollout does not converge: {:?}", r.replica_sets());
+        assert!(
+            steps < 100,
+            "rollout does not converge: {:?}",
+            r.replica_sets()
+        );
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
-        let before: Vec<(String, i32)> = r.replica_sets().iter().map(|x| (x.metadata.name.clone().unwrap(), rs_replicas(x))).collect();
-        let available_before: i32 = r.replica_sets().iter().map(|x| rs_available(x).min(rs_replicas(x))).sum();
+        let before: Vec<(String, i32)> = r
+            .replica_sets()
+            .iter()
+            .map(|x| (x.metadata.name.clone().unwrap(), rs_replicas(x)))
+            .collect();
+        let available_before: i32 = r
+            .replica_sets()
+            .iter()
+            .map(|x| rs_available(x).min(rs_replicas(x)))
+            .sum();
         r.c.sync("default/web").await.unwrap();
         r.observe();
         let after = r.replica_sets();
         let total: i32 = after.iter().map(rs_replicas).sum();
-        assert!(total <= replicas + surge, "surge exceeded: {total} > {replicas}+{surge}");
+        assert!(
+            total <= replicas + surge,
+            "surge exceeded: {total} > {replicas}+{surge}"
+        );
         // Pods that were available stay so unless their ReplicaSet shrank.
         // What stays available: the pods of each ReplicaSet that were available, less the
         // ones its shrinking deletes.
-        let available: i32 = after.iter().map(|x| rs_available(x).min(rs_replicas(x))).sum();
+        let available: i32 = after
+            .iter()
+            .map(|x| rs_available(x).min(rs_replicas(x)))
+            .sum();
         assert!(
             available_before < replicas - unavailable || available >= replicas - unavailable,
             "too few available: {available} < {replicas}-{unavailable}: {after:?}"
@@ -180,7 +262,11 @@ async fn roll_out(r: &Rig, replicas: i32, surge: i32, unavailable: i32) -> usize
         lagging = after
             .iter()
             .filter(|x| {
-                let old = before.iter().find(|(n, _)| Some(n) == x.metadata.name.as_ref()).map(|(_, v)| *v).unwrap_or(0);
+                let old = before
+                    .iter()
+                    .find(|(n, _)| Some(n) == x.metadata.name.as_ref())
+                    .map(|(_, v)| *v)
+                    .unwrap_or(0);
                 rs_replicas(x) > old
             })
             .map(|x| x.metadata.name.clone().unwrap())
@@ -189,15 +275,27 @@ async fn roll_out(r: &Rig, replicas: i32, surge: i32, unavailable: i32) -> usize
         for mut rs in r.api.list::<ReplicaSet>() {
             let n = rs_replicas(&rs);
             let name = rs.metadata.name.clone().unwrap();
-            let avail = if lagging.contains(&name) { rs_available(&rs).min(n) } else { n };
-            rs.status = Some(obj(json!({"replicas": n, "readyReplicas": avail, "availableReplicas": avail,
-                                        "observedGeneration": rs.metadata.generation})));
+            let avail = if lagging.contains(&name) {
+                rs_available(&rs).min(n)
+            } else {
+                n
+            };
+            rs.status = Some(obj(
+                json!({"replicas": n, "readyReplicas": avail, "availableReplicas": avail,
+                                        "observedGeneration": rs.metadata.generation}),
+            ));
             r.api.insert(&rs);
         }
         r.observe();
         let d = r.deployment();
         let st = d.status.clone().unwrap_or_default();
-        if deployment_complete(&d, &st) && r.replica_sets().iter().filter(|x| rs_replicas(x) > 0).count() == 1 {
+        if deployment_complete(&d, &st)
+            && r.replica_sets()
+                .iter()
+                .filter(|x| rs_replicas(x) > 0)
+                .count()
+                == 1
+        {
             return steps;
         }
     }
@@ -211,13 +309,21 @@ async fn rolling_updates_stay_within_max_surge_and_max_unavailable() {
         (json!(0), json!(1), 0, 1),
         (json!("50%"), json!(3), 5, 3),
     ] {
-        let r = rig(deployment(10, "nginx:1.10", rolling(surge.clone(), unavail.clone())));
+        let r = rig(deployment(
+            10,
+            "nginx:1.10",
+            rolling(surge.clone(), unavail.clone()),
+        ));
         roll_out(&r, 10, s, u).await;
         r.set_template_image("nginx:1.11").await;
         roll_out(&r, 10, s, u).await;
         let rss = r.replica_sets();
         assert_eq!(rss.len(), 2);
-        assert_eq!(rs_replicas(&rss[0]), 0, "old scaled to zero ({surge} {unavail})");
+        assert_eq!(
+            rs_replicas(&rss[0]),
+            0,
+            "old scaled to zero ({surge} {unavail})"
+        );
         assert_eq!(rs_replicas(&rss[1]), 10);
         assert_eq!(rss[1].metadata.annotations.as_ref().unwrap()[REVISION], "2");
         assert_eq!(r.deployment().metadata.annotations.unwrap()[REVISION], "2");
@@ -249,7 +355,11 @@ async fn recreate_removes_every_old_pod_before_creating_new_ones() {
 
 #[tokio::test(start_paused = true)]
 async fn resizing_mid_rollout_scales_every_replica_set_proportionally() {
-    let r = rig(deployment(10, "nginx:1.10", rolling(json!("25%"), json!("25%"))));
+    let r = rig(deployment(
+        10,
+        "nginx:1.10",
+        rolling(json!("25%"), json!("25%")),
+    ));
     r.c.sync("default/web").await.unwrap();
     r.observe();
     r.report_replica_sets(&[]);
@@ -274,7 +384,10 @@ async fn resizing_mid_rollout_scales_every_replica_set_proportionally() {
     assert_eq!(sizes, (19, 6));
     for rs in &rss {
         let a = rs.metadata.annotations.as_ref().unwrap();
-        assert_eq!((a[DESIRED_REPLICAS].as_str(), a[MAX_REPLICAS].as_str()), ("20", "25"));
+        assert_eq!(
+            (a[DESIRED_REPLICAS].as_str(), a[MAX_REPLICAS].as_str()),
+            ("20", "25")
+        );
     }
 }
 
@@ -286,14 +399,25 @@ async fn a_paused_deployment_does_not_roll_out_and_says_so() {
     r.report_replica_sets(&[]);
     let mut d = r.deployment();
     d.spec.as_mut().unwrap().paused = Some(true);
-    d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("nginx:2".into());
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("nginx:2".into());
     r.api.insert(&d);
     r.observe();
     r.c.sync("default/web").await.unwrap();
     assert_eq!(r.replica_sets().len(), 1, "no rollout while paused");
     let st = r.deployment().status.unwrap();
     let c = get_condition(&st, "Progressing").unwrap();
-    assert_eq!((c.status.as_str(), c.reason.as_deref()), ("Unknown", Some(PAUSED)));
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref()),
+        ("Unknown", Some(PAUSED))
+    );
 
     let mut d = r.deployment();
     d.spec.as_mut().unwrap().paused = None;
@@ -320,8 +444,14 @@ async fn no_progress_within_the_deadline_is_reported() {
     r.c.sync("default/web").await.unwrap();
     let st = r.deployment().status.unwrap();
     let c = get_condition(&st, "Progressing").unwrap();
-    assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some(TIMED_OUT)));
-    assert_eq!(c.message.as_deref(), Some(format!("ReplicaSet \"{name}\" has timed out progressing.").as_str()));
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref()),
+        ("False", Some(TIMED_OUT))
+    );
+    assert_eq!(
+        c.message.as_deref(),
+        Some(format!("ReplicaSet \"{name}\" has timed out progressing.").as_str())
+    );
     let a = get_condition(&st, "Available").unwrap();
     assert_eq!(a.reason.as_deref(), Some(MIN_UNAVAILABLE));
 }
@@ -337,7 +467,10 @@ async fn going_back_to_an_old_template_reuses_its_replica_set_with_a_new_revisio
     let rss = r.replica_sets();
     assert_eq!(rss.len(), 2);
     let first = &rss[0].metadata.annotations.as_ref().unwrap();
-    assert_eq!((first[REVISION].as_str(), first[REVISION_HISTORY].as_str()), ("3", "1"));
+    assert_eq!(
+        (first[REVISION].as_str(), first[REVISION_HISTORY].as_str()),
+        ("3", "1")
+    );
     assert_eq!(rs_replicas(&rss[0]), 1);
     assert_eq!(r.deployment().metadata.annotations.unwrap()[REVISION], "3");
 }
@@ -374,5 +507,10 @@ async fn a_selector_that_selects_everything_is_refused_with_an_event() {
     assert!(r.replica_sets().is_empty());
     assert_eq!(r.deployment().status.unwrap().observed_generation, Some(1));
     settle().await;
-    assert!(r.api.events().iter().any(|(reason, _)| reason == "SelectingAll"));
+    assert!(
+        r.api
+            .events()
+            .iter()
+            .any(|(reason, _)| reason == "SelectingAll")
+    );
 }

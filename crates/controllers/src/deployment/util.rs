@@ -65,7 +65,10 @@ pub fn rs_available(rs: &ReplicaSet) -> i32 {
         .unwrap_or(0)
 }
 
-pub fn annotation<'a>(m: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, k: &str) -> Option<&'a str> {
+pub fn annotation<'a>(
+    m: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    k: &str,
+) -> Option<&'a str> {
     m.annotations.as_ref()?.get(k).map(String::as_str)
 }
 
@@ -247,7 +250,10 @@ pub fn find_new_replica_set(d: &Deployment, rss: &[ReplicaSet]) -> Option<Replic
 pub fn find_old_replica_sets(d: &Deployment, rss: &[ReplicaSet]) -> Vec<ReplicaSet> {
     let new = find_new_replica_set(d, rss);
     rss.iter()
-        .filter(|rs| new.as_ref().is_none_or(|n| n.metadata.uid != rs.metadata.uid))
+        .filter(|rs| {
+            new.as_ref()
+                .is_none_or(|n| n.metadata.uid != rs.metadata.uid)
+        })
         .cloned()
         .collect()
 }
@@ -373,7 +379,11 @@ fn replica_set_fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
     let before = match max_replicas_annotation(rs) {
         Some(v) if v != 0 => v,
         _ => {
-            let r = d.status.as_ref().map(|s| s.replicas.unwrap_or(0)).unwrap_or(0);
+            let r = d
+                .status
+                .as_ref()
+                .map(|s| s.replicas.unwrap_or(0))
+                .unwrap_or(0);
             if r == 0 {
                 return rs_replicas(rs);
             }
@@ -534,7 +544,13 @@ pub fn deployment_timed_out(d: &Deployment, st: &DeploymentStatus, now: jiff::Ti
     from.0 + jiff::SignedDuration::from_secs(progress_deadline(d) as i64) < now
 }
 
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String, now: &Time) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: &Time,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.into(),
         status: status.into(),
@@ -614,7 +630,11 @@ mod tests {
         let t = PodTemplateSpec::default();
         let h = compute_hash(&t, None);
         assert!(h.len() <= 10 && !h.is_empty());
-        assert_ne!(h, compute_hash(&t, Some(1)), "the collision count changes the hash");
+        assert_ne!(
+            h,
+            compute_hash(&t, Some(1)),
+            "the collision count changes the hash"
+        );
     }
 
     #[test]
@@ -622,11 +642,15 @@ mod tests {
         let d = Deployment::default();
         let mut rs = ReplicaSet::default();
         rs.metadata.annotations = Some([(REVISION.to_string(), "1".to_string())].into());
-        assert!(set_new_replica_set_annotations(&d, &mut rs, "3", true, 2000));
+        assert!(set_new_replica_set_annotations(
+            &d, &mut rs, "3", true, 2000
+        ));
         let a = rs.metadata.annotations.clone().unwrap();
         assert_eq!(a[REVISION], "3");
         assert_eq!(a[REVISION_HISTORY], "1");
-        assert!(set_new_replica_set_annotations(&d, &mut rs, "5", true, 2000));
+        assert!(set_new_replica_set_annotations(
+            &d, &mut rs, "5", true, 2000
+        ));
         assert_eq!(rs.metadata.annotations.unwrap()[REVISION_HISTORY], "1,3");
     }
 }

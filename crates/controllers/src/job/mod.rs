@@ -28,8 +28,8 @@ use serde_json::json;
 use crate::clock::Clock;
 use crate::controller_utils::{
     PodControl, SLOW_START_INITIAL_BATCH_SIZE, add_owner_indexes, claim_candidates, controller_of,
-    delete_before, is_pod_active, is_pod_ready, is_pod_terminating, new_controller_ref, patch_params,
-    phase, pod_from_template, pod_key, post_params, selector,
+    delete_before, is_pod_active, is_pod_ready, is_pod_terminating, new_controller_ref,
+    patch_params, phase, pod_from_template, pod_key, post_params, selector,
 };
 use crate::expectations::Expectations;
 use crate::ref_manager::RefManager;
@@ -44,7 +44,11 @@ const MAX_UNCOUNTED: usize = 500;
 const MAX_CREATE_DELETE: usize = 500;
 
 fn has_finalizer(p: &Pod) -> bool {
-    p.metadata.finalizers.iter().flatten().any(|f| f == TRACKING_FINALIZER)
+    p.metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == TRACKING_FINALIZER)
 }
 
 fn is_indexed(job: &Job) -> bool {
@@ -90,7 +94,10 @@ pub fn is_finished(job: &Job) -> bool {
     job.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        })
 }
 
 /// The condition that finished the Job (`Complete` or `Failed`), if any.
@@ -107,7 +114,13 @@ fn find_condition<'a>(st: &'a JobStatus, type_: &str) -> Option<&'a JobCondition
     st.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
 }
 
-fn new_condition(type_: &str, status: &str, reason: &str, message: &str, now: &Time) -> JobCondition {
+fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) -> JobCondition {
     JobCondition {
         type_: type_.into(),
         status: status.into(),
@@ -142,7 +155,15 @@ fn finished_time(p: &Pod) -> Option<jiff::Timestamp> {
         .container_statuses
         .iter()
         .flatten()
-        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(|t| t.0))
+        .filter_map(|c| {
+            c.state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+                .map(|t| t.0)
+        })
         .max();
     from_containers.or_else(|| {
         st.conditions
@@ -161,7 +182,12 @@ struct BackoffRecord {
 }
 
 impl BackoffRecord {
-    fn next(&self, succeeded: &[Arc<Pod>], failed: &[Arc<Pod>], now: jiff::Timestamp) -> BackoffRecord {
+    fn next(
+        &self,
+        succeeded: &[Arc<Pod>],
+        failed: &[Arc<Pod>],
+        now: jiff::Timestamp,
+    ) -> BackoffRecord {
         let mut b = self.clone();
         let time = |p: &Arc<Pod>| finished_time(p).unwrap_or(now);
         let mut failed: Vec<jiff::Timestamp> = failed.iter().map(time).collect();
@@ -224,7 +250,11 @@ pub struct JobController {
     clock: Clock,
 }
 
-fn resolve(jobs: &Informer<Job>, ns: &str, r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> Option<Arc<Job>> {
+fn resolve(
+    jobs: &Informer<Job>,
+    ns: &str,
+    r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> Option<Arc<Job>> {
     if r.kind != "Job" {
         return None;
     }
@@ -273,12 +303,21 @@ impl JobController {
             });
         }
         {
-            let (q, exp, fexp, j2) = (queue.clone(), expectations.clone(), finalizer_expectations.clone(), jobs.clone());
+            let (q, exp, fexp, j2) = (
+                queue.clone(),
+                expectations.clone(),
+                finalizer_expectations.clone(),
+                jobs.clone(),
+            );
             pods.on_change(move |c| {
                 let pod = c.object();
                 let ns = pod.namespace().unwrap_or_default();
-                let Some(r) = controller_of(&pod.metadata) else { return };
-                let Some(job) = resolve(&j2, &ns, r) else { return };
+                let Some(r) = controller_of(&pod.metadata) else {
+                    return;
+                };
+                let Some(job) = resolve(&j2, &ns, r) else {
+                    return;
+                };
                 let key = key_of(&*job);
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 match c {
@@ -301,10 +340,10 @@ impl JobController {
                         exp.deletion_observed(&key, &pod_key(p));
                     }
                 }
-                if matches!(c, Change::Deleted(_)) || !has_finalizer(pod) {
-                    if let Some(s) = fexp.lock().get_mut(&key) {
-                        s.remove(&uid);
-                    }
+                if (matches!(c, Change::Deleted(_)) || !has_finalizer(pod))
+                    && let Some(s) = fexp.lock().get_mut(&key)
+                {
+                    s.remove(&uid);
                 }
                 q.add(key);
             });
@@ -347,7 +386,11 @@ impl JobController {
     }
 
     fn expected_rm(&self, key: &str) -> HashSet<String> {
-        self.finalizer_expectations.lock().get(key).cloned().unwrap_or_default()
+        self.finalizer_expectations
+            .lock()
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// `syncJob`.
@@ -358,7 +401,12 @@ impl JobController {
             self.backoff.lock().remove(key);
             return Ok(());
         };
-        if shared.spec.as_ref().and_then(|s| s.managed_by.as_deref()).is_some_and(|m| m != "kubernetes.io/job-controller") {
+        if shared
+            .spec
+            .as_ref()
+            .and_then(|s| s.managed_by.as_deref())
+            .is_some_and(|m| m != "kubernetes.io/job-controller")
+        {
             return Ok(());
         }
         let mut job: Job = (*shared).clone();
@@ -370,15 +418,24 @@ impl JobController {
             && m != "NonIndexed"
             && m != "Indexed"
         {
-            self.recorder.record(&job, EventType::Warning, "UnknownCompletionMode", "Skipped Job sync because completion mode is unknown");
+            self.recorder.record(
+                &job,
+                EventType::Warning,
+                "UnknownCompletionMode",
+                "Skipped Job sync because completion mode is unknown",
+            );
             return Ok(());
         }
         let status = job.status.get_or_insert_with(Default::default);
-        let uncounted = status.uncounted_terminated_pods.get_or_insert_with(UncountedTerminatedPods::default).clone();
+        let uncounted = status
+            .uncounted_terminated_pods
+            .get_or_insert_with(UncountedTerminatedPods::default)
+            .clone();
         let satisfied = self.expectations.satisfied(key);
 
         let pods = self.pods_for_job(&job).await?;
-        let active_pods: Vec<Arc<Pod>> = pods.iter().filter(|p| is_pod_active(p)).cloned().collect();
+        let active_pods: Vec<Arc<Pod>> =
+            pods.iter().filter(|p| is_pod_active(p)).cloned().collect();
         let now = self.clock.now();
         let mut ctx = Ctx {
             ready: active_pods.iter().filter(|p| is_pod_ready(p)).count() as i32,
@@ -399,32 +456,65 @@ impl JobController {
         let mut active = ctx.active_pods.len() as i32;
         let (new_succeeded, new_failed) = self.new_finished_pods(&ctx);
         let st = ctx.job.status.clone().unwrap_or_default();
-        ctx.succeeded = st.succeeded.unwrap_or(0) + new_succeeded.len() as i32 + ctx.uncounted_succeeded.len() as i32;
-        ctx.failed = st.failed.unwrap_or(0) + new_failed.len() as i32 + ctx.uncounted_failed.len() as i32;
+        ctx.succeeded = st.succeeded.unwrap_or(0)
+            + new_succeeded.len() as i32
+            + ctx.uncounted_succeeded.len() as i32;
+        ctx.failed =
+            st.failed.unwrap_or(0) + new_failed.len() as i32 + ctx.uncounted_failed.len() as i32;
 
         let now_time = self.clock.now_time();
         if st.start_time.is_none() && !suspended(&ctx.job) {
             ctx.job.status.as_mut().expect("status").start_time = Some(now_time.clone());
         }
-        ctx.new_backoff = self.backoff.lock().get(key).cloned().unwrap_or_default().next(&new_succeeded, &new_failed, now);
+        ctx.new_backoff = self
+            .backoff
+            .lock()
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+            .next(&new_succeeded, &new_failed, now);
 
         let exceeds_backoff = ctx.failed > backoff_limit(&ctx.job);
         let st = ctx.job.status.clone().unwrap_or_default();
         if let Some(c) = find_condition(&st, "SuccessCriteriaMet").filter(|c| c.status == "True") {
             ctx.finished = Some(c.clone());
-        } else if let Some(c) = find_condition(&st, "FailureTarget").filter(|c| c.status == "True") {
-            ctx.finished = Some(new_condition("Failed", "True", c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""), &now_time));
+        } else if let Some(c) = find_condition(&st, "FailureTarget").filter(|c| c.status == "True")
+        {
+            ctx.finished = Some(new_condition(
+                "Failed",
+                "True",
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or(""),
+                &now_time,
+            ));
         }
         if ctx.finished.is_none() {
             if exceeds_backoff || self.past_backoff_limit_on_failure(&ctx.job, &ctx.pods) {
-                ctx.finished = Some(new_condition("FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", &now_time));
+                ctx.finished = Some(new_condition(
+                    "FailureTarget",
+                    "True",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                    &now_time,
+                ));
             } else if self.past_active_deadline(&ctx.job) {
-                ctx.finished = Some(new_condition("FailureTarget", "True", "DeadlineExceeded", "Job was active longer than specified deadline", &now_time));
-            } else if let Some(ads) = ctx.job.spec.as_ref().and_then(|s| s.active_deadline_seconds)
+                ctx.finished = Some(new_condition(
+                    "FailureTarget",
+                    "True",
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                    &now_time,
+                ));
+            } else if let Some(ads) = ctx
+                .job
+                .spec
+                .as_ref()
+                .and_then(|s| s.active_deadline_seconds)
                 && !suspended(&ctx.job)
                 && let Some(start) = ctx.job.status.as_ref().and_then(|s| s.start_time.as_ref())
             {
-                let since = Duration::try_from(now.duration_since(start.0)).unwrap_or(Duration::ZERO);
+                let since =
+                    Duration::try_from(now.duration_since(start.0)).unwrap_or(Duration::ZERO);
                 let left = Duration::from_secs(ads.max(0) as u64).saturating_sub(since);
                 self.queue.add_after(key.to_string(), left);
             }
@@ -434,7 +524,8 @@ impl JobController {
             let prev = indexes::parse(st.completed_indexes.as_deref().unwrap_or(""), c);
             let mut now_set = prev.clone();
             for p in &ctx.pods {
-                if phase(p) == "Succeeded" && has_finalizer(p)
+                if phase(p) == "Succeeded"
+                    && has_finalizer(p)
                     && let Some(ix) = indexes::completion_index(p)
                     && ix < c
                 {
@@ -449,7 +540,8 @@ impl JobController {
         let mut manage_err = None;
         let mut suspend_changed = false;
         if ctx.finished.is_some() {
-            let (deleted_ready, deleted, err) = self.delete_active_pods(&ctx.job, &ctx.active_pods).await;
+            let (deleted_ready, deleted, err) =
+                self.delete_active_pods(&ctx.job, &ctx.active_pods).await;
             if deleted != active || !satisfied {
                 ctx.finished = None;
             }
@@ -474,20 +566,44 @@ impl JobController {
                 Some(c) => ctx.succeeded >= c && active == 0,
             };
             if complete {
-                ctx.finished = Some(new_condition("SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods", &now_time));
+                ctx.finished = Some(new_condition(
+                    "SuccessCriteriaMet",
+                    "True",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    &now_time,
+                ));
             } else if manage_called {
                 let is_suspended = suspended(&ctx.job);
                 let job_ref = ctx.job.clone();
                 let st = ctx.job.status.as_mut().expect("status");
                 if is_suspended {
-                    if ensure_condition(st, new_condition("Suspended", "True", "JobSuspended", "Job suspended", &now_time)) {
+                    if ensure_condition(
+                        st,
+                        new_condition(
+                            "Suspended",
+                            "True",
+                            "JobSuspended",
+                            "Job suspended",
+                            &now_time,
+                        ),
+                    ) {
                         suspend_changed = true;
-                        self.recorder.record(&job_ref, EventType::Normal, "Suspended", "Job suspended");
+                        self.recorder.record(
+                            &job_ref,
+                            EventType::Normal,
+                            "Suspended",
+                            "Job suspended",
+                        );
                     }
-                } else if ensure_condition(st, new_condition("Suspended", "False", "JobResumed", "Job resumed", &now_time)) {
+                } else if ensure_condition(
+                    st,
+                    new_condition("Suspended", "False", "JobResumed", "Job resumed", &now_time),
+                ) {
                     suspend_changed = true;
                     st.start_time = Some(now_time.clone());
-                    self.recorder.record(&job_ref, EventType::Normal, "Resumed", "Job resumed");
+                    self.recorder
+                        .record(&job_ref, EventType::Normal, "Resumed", "Job resumed");
                 }
             }
         }
@@ -500,7 +616,8 @@ impl JobController {
         st.active = (active != 0).then_some(active);
         st.ready = Some(ctx.ready);
         st.terminating = Some(ctx.terminating);
-        self.track_status_and_remove_finalizers(key, &mut ctx, needs_update).await?;
+        self.track_status_and_remove_finalizers(key, &mut ctx, needs_update)
+            .await?;
         match manage_err {
             Some(e) => Err(e),
             None => Ok(()),
@@ -510,7 +627,11 @@ impl JobController {
     /// The Job's pods after claiming, including finished ones.
     async fn pods_for_job(&self, job: &Job) -> Result<Vec<Arc<Pod>>> {
         let sel = selector(job.spec.as_ref().and_then(|s| s.selector.as_ref()));
-        let candidates = claim_candidates(&self.pods, &job.uid().unwrap_or_default(), &job.namespace().unwrap_or_default());
+        let candidates = claim_candidates(
+            &self.pods,
+            &job.uid().unwrap_or_default(),
+            &job.namespace().unwrap_or_default(),
+        );
         RefManager::new(self.client.clone(), job, new_controller_ref(job), &sel)
             .claim(candidates, |_| true)
             .await
@@ -521,7 +642,10 @@ impl JobController {
         let c = completions(&ctx.job).unwrap_or(0);
         let valid = |p: &Pod, uncounted: &HashSet<String>| {
             let uid = p.metadata.uid.clone().unwrap_or_default();
-            if !has_finalizer(p) || uncounted.contains(&uid) || ctx.expected_rm_finalizers.contains(&uid) {
+            if !has_finalizer(p)
+                || uncounted.contains(&uid)
+                || ctx.expected_rm_finalizers.contains(&uid)
+            {
                 return false;
             }
             !is_indexed(&ctx.job) || indexes::completion_index(p).is_some_and(|i| i < c)
@@ -543,7 +667,11 @@ impl JobController {
 
     /// `pastBackoffLimitOnFailure`: container restarts count for restartPolicy OnFailure.
     fn past_backoff_limit_on_failure(&self, job: &Job, pods: &[Arc<Pod>]) -> bool {
-        let rp = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.restart_policy.as_deref());
+        let rp = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.restart_policy.as_deref());
         if rp != Some("OnFailure") {
             return false;
         }
@@ -552,12 +680,24 @@ impl JobController {
             .filter(|p| matches!(phase(p), "Running" | "Pending"))
             .filter_map(|p| p.status.as_ref())
             .map(|s| {
-                s.init_container_statuses.iter().flatten().map(|c| c.restart_count).sum::<i32>()
-                    + s.container_statuses.iter().flatten().map(|c| c.restart_count).sum::<i32>()
+                s.init_container_statuses
+                    .iter()
+                    .flatten()
+                    .map(|c| c.restart_count)
+                    .sum::<i32>()
+                    + s.container_statuses
+                        .iter()
+                        .flatten()
+                        .map(|c| c.restart_count)
+                        .sum::<i32>()
             })
             .sum();
         let limit = backoff_limit(job);
-        if limit == 0 { restarts > 0 } else { restarts >= limit }
+        if limit == 0 {
+            restarts > 0
+        } else {
+            restarts >= limit
+        }
     }
 
     fn past_active_deadline(&self, job: &Job) -> bool {
@@ -570,7 +710,8 @@ impl JobController {
         if suspended(job) {
             return false;
         }
-        let since = Duration::try_from(self.clock.now().duration_since(start.0)).unwrap_or(Duration::ZERO);
+        let since =
+            Duration::try_from(self.clock.now().duration_since(start.0)).unwrap_or(Duration::ZERO);
         since >= Duration::from_secs(ads.max(0) as u64)
     }
 
@@ -580,7 +721,12 @@ impl JobController {
         let ns = job.namespace().unwrap_or_default();
         let results = futures::future::join_all(pods.iter().map(|p| {
             let ns = ns.clone();
-            async move { (is_pod_ready(p), self.pod_control.delete_pod(&ns, &p.name_any(), job).await) }
+            async move {
+                (
+                    is_pod_ready(p),
+                    self.pod_control.delete_pod(&ns, &p.name_any(), job).await,
+                )
+            }
         }))
         .await;
         let (mut ready, mut deleted, mut first) = (0, 0, None);
@@ -603,7 +749,12 @@ impl JobController {
     }
 
     /// `deleteJobPods`: removes the finalizer, then deletes (suspension, surplus pods).
-    async fn delete_job_pods(&self, job: &Job, key: &str, pods: &[Arc<Pod>]) -> (i32, i32, Option<Error>) {
+    async fn delete_job_pods(
+        &self,
+        job: &Job,
+        key: &str,
+        pods: &[Arc<Pod>],
+    ) -> (i32, i32, Option<Error>) {
         let ns = job.namespace().unwrap_or_default();
         let keys: Vec<String> = pods.iter().map(|p| pod_key(p)).collect();
         self.expectations.expect(key, 0, &keys);
@@ -615,7 +766,10 @@ impl JobController {
                 {
                     return (p.clone(), Err(e));
                 }
-                (p.clone(), self.pod_control.delete_pod(&ns, &p.name_any(), job).await)
+                (
+                    p.clone(),
+                    self.pod_control.delete_pod(&ns, &p.name_any(), job).await,
+                )
             }
         }))
         .await;
@@ -638,11 +792,20 @@ impl JobController {
     }
 
     async fn remove_finalizer(&self, p: &Pod) -> Result<()> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &p.namespace().unwrap_or_default());
-        let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}});
-        match api.patch(&p.name_any(), &patch_params(), &Patch::Strategic(&patch)).await {
+        let api: Api<Pod> =
+            Api::namespaced(self.client.clone(), &p.namespace().unwrap_or_default());
+        let patch =
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}});
+        match api
+            .patch(&p.name_any(), &patch_params(), &Patch::Strategic(&patch))
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(e) => Err(Error::api("removing tracking finalizer from", pod_key(p), e)),
+            Err(e) => Err(Error::api(
+                "removing tracking finalizer from",
+                pod_key(p),
+                e,
+            )),
         }
     }
 
@@ -663,7 +826,11 @@ impl JobController {
         }
         let want = match completions(&job) {
             None => {
-                if ctx.succeeded > 0 { active } else { parallelism(&job) }
+                if ctx.succeeded > 0 {
+                    active
+                } else {
+                    parallelism(&job)
+                }
             }
             Some(c) => (c - ctx.succeeded).min(parallelism(&job)).max(0),
         };
@@ -680,7 +847,11 @@ impl JobController {
                 None => Ok(active),
             };
         }
-        let terminating = if only_replace_failed(&job) { ctx.terminating } else { 0 };
+        let terminating = if only_replace_failed(&job) {
+            ctx.terminating
+        } else {
+            0
+        };
         let mut diff = want - terminating - active;
         if diff <= 0 {
             return Ok(active);
@@ -694,7 +865,11 @@ impl JobController {
         let mut to_add: Vec<Option<i32>> = vec![None; diff as usize];
         if is_indexed(&job) {
             let c = completions(&job).unwrap_or(0);
-            let taken: HashSet<i32> = ctx.active_pods.iter().filter_map(|p| indexes::completion_index(p)).collect();
+            let taken: HashSet<i32> = ctx
+                .active_pods
+                .iter()
+                .filter_map(|p| indexes::completion_index(p))
+                .collect();
             let pending: Vec<Option<i32>> = (0..c)
                 .filter(|i| !ctx.succeeded_indexes.contains(i) && !taken.contains(i))
                 .take(diff as usize)
@@ -707,12 +882,20 @@ impl JobController {
             }
         }
         self.expectations.expect_creations(key, diff as usize);
-        let mut template: PodTemplateSpec = job.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+        let mut template: PodTemplateSpec = job
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default();
         if is_indexed(&job) {
             add_completion_index_env(&mut template);
         }
         {
-            let fins = template.metadata.get_or_insert_with(Default::default).finalizers.get_or_insert_with(Vec::new);
+            let fins = template
+                .metadata
+                .get_or_insert_with(Default::default)
+                .finalizers
+                .get_or_insert_with(Vec::new);
             if !fins.iter().any(|f| f == TRACKING_FINALIZER) {
                 fins.push(TRACKING_FINALIZER.into());
             }
@@ -729,7 +912,10 @@ impl JobController {
             let results = futures::future::join_all(to_add[pos..pos + batch].iter().map(|ix| {
                 let mut pod = pod_from_template(&template, &name, Some(controller_ref.clone()));
                 if let Some(ix) = ix {
-                    let ann = pod.metadata.annotations.get_or_insert_with(Default::default);
+                    let ann = pod
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default);
                     ann.insert(indexes::COMPLETION_INDEX.into(), ix.to_string());
                     pod.metadata
                         .labels
@@ -829,7 +1015,12 @@ impl JobController {
 
     /// `trackJobStatusAndRemoveFinalizers`: records finished pods as uncounted, removes their
     /// finalizers, moves them into the counters, and finishes the Job when it is done.
-    async fn track_status_and_remove_finalizers(&self, key: &str, ctx: &mut Ctx, mut needs_flush: bool) -> Result<()> {
+    async fn track_status_and_remove_finalizers(
+        &self,
+        key: &str,
+        ctx: &mut Ctx,
+        mut needs_flush: bool,
+    ) -> Result<()> {
         let indexed = is_indexed(&ctx.job);
         let c = completions(&ctx.job).unwrap_or(0);
         let mut with_finalizer: HashSet<String> = ctx
@@ -849,22 +1040,36 @@ impl JobController {
             pods.sort_by_key(|p| indexes::completion_index(p).unwrap_or(i32::MAX));
         }
         let mut reached_max = false;
-        let finished_failing = ctx.finished.as_ref().is_some_and(|f| f.type_ != "SuccessCriteriaMet");
+        let finished_failing = ctx
+            .finished
+            .as_ref()
+            .is_some_and(|f| f.type_ != "SuccessCriteriaMet");
         for p in &pods {
             let uid = p.metadata.uid.clone().unwrap_or_default();
             if !has_finalizer(p) || ctx.expected_rm_finalizers.contains(&uid) {
                 continue;
             }
             let failed = is_pod_failed(p, &ctx.job);
-            let can_remove = ctx.job.metadata.deletion_timestamp.is_some() || ctx.finished.is_some() || phase(p) == "Succeeded" || failed;
+            let can_remove = ctx.job.metadata.deletion_timestamp.is_some()
+                || ctx.finished.is_some()
+                || phase(p) == "Succeeded"
+                || failed;
             if !can_remove {
                 continue;
             }
             to_remove.push(p.clone());
-            let unc = ctx.job.status.as_mut().expect("status").uncounted_terminated_pods.get_or_insert_with(Default::default);
+            let unc = ctx
+                .job
+                .status
+                .as_mut()
+                .expect("status")
+                .uncounted_terminated_pods
+                .get_or_insert_with(Default::default);
             if phase(p) == "Succeeded" && !ctx.uncounted_failed.contains(&uid) {
                 if indexed {
-                    if let Some(ix) = indexes::completion_index(p).filter(|i| *i < c && !ctx.prev_succeeded_indexes.contains(i)) {
+                    if let Some(ix) = indexes::completion_index(p)
+                        .filter(|i| *i < c && !ctx.prev_succeeded_indexes.contains(i))
+                    {
                         new_indexes.push(ix);
                         needs_flush = true;
                     }
@@ -879,7 +1084,9 @@ impl JobController {
                 needs_flush = true;
                 unc.failed.get_or_insert_with(Vec::new).push(uid.clone());
             }
-            let n = new_indexes.len() + unc.succeeded.as_ref().map_or(0, Vec::len) + unc.failed.as_ref().map_or(0, Vec::len);
+            let n = new_indexes.len()
+                + unc.succeeded.as_ref().map_or(0, Vec::len)
+                + unc.failed.as_ref().map_or(0, Vec::len);
             if n >= MAX_UNCOUNTED {
                 reached_max = true;
                 break;
@@ -891,7 +1098,9 @@ impl JobController {
             if indexed {
                 ctx.succeeded_indexes.extend(new_indexes);
                 let s = indexes::format(&ctx.succeeded_indexes);
-                if Some(&s) != st.completed_indexes.as_ref() && !(s.is_empty() && st.completed_indexes.is_none()) {
+                if Some(&s) != st.completed_indexes.as_ref()
+                    && !(s.is_empty() && st.completed_indexes.is_none())
+                {
                     needs_flush = true;
                 }
                 st.succeeded = Some(ctx.succeeded_indexes.len() as i32).filter(|n| *n != 0);
@@ -904,19 +1113,33 @@ impl JobController {
             if f.type_ == "FailureTarget" {
                 st.conditions.get_or_insert_with(Vec::new).push(f.clone());
                 needs_flush = true;
-                ctx.finished = Some(new_condition("Failed", "True", f.reason.as_deref().unwrap_or(""), f.message.as_deref().unwrap_or(""), &now_time));
+                ctx.finished = Some(new_condition(
+                    "Failed",
+                    "True",
+                    f.reason.as_deref().unwrap_or(""),
+                    f.message.as_deref().unwrap_or(""),
+                    &now_time,
+                ));
             } else if f.type_ == "SuccessCriteriaMet" {
                 if find_condition(st, "SuccessCriteriaMet").is_none() {
                     st.conditions.get_or_insert_with(Vec::new).push(f.clone());
                     needs_flush = true;
                 }
-                ctx.finished = Some(new_condition("Complete", "True", f.reason.as_deref().unwrap_or(""), f.message.as_deref().unwrap_or(""), &now_time));
+                ctx.finished = Some(new_condition(
+                    "Complete",
+                    "True",
+                    f.reason.as_deref().unwrap_or(""),
+                    f.message.as_deref().unwrap_or(""),
+                    &now_time,
+                ));
             }
         }
         // 1. Flush the uncounted pods.
         if needs_flush {
             self.update_status(&mut ctx.job).await?;
-            self.backoff.lock().insert(key.to_string(), ctx.new_backoff.clone());
+            self.backoff
+                .lock()
+                .insert(key.to_string(), ctx.new_backoff.clone());
             needs_flush = false;
         }
         // 2. Remove finalizers.
@@ -929,7 +1152,12 @@ impl JobController {
                     set.insert(p.metadata.uid.clone().unwrap_or_default());
                 }
             }
-            let results = futures::future::join_all(to_remove.iter().map(|p| async move { (p.clone(), self.remove_finalizer(p).await) })).await;
+            let results = futures::future::join_all(
+                to_remove
+                    .iter()
+                    .map(|p| async move { (p.clone(), self.remove_finalizer(p).await) }),
+            )
+            .await;
             for (p, r) in results {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
                 match r {
@@ -974,7 +1202,9 @@ impl JobController {
     }
 
     fn enact_finished(&self, ctx: &mut Ctx) -> bool {
-        let Some(f) = ctx.finished.clone() else { return false };
+        let Some(f) = ctx.finished.clone() else {
+            return false;
+        };
         let st = ctx.job.status.as_mut().expect("status");
         if let Some(u) = &st.uncounted_terminated_pods
             && u.succeeded.as_ref().map_or(0, Vec::len) + u.failed.as_ref().map_or(0, Vec::len) > 0
@@ -985,7 +1215,16 @@ impl JobController {
             return false;
         }
         let now = self.clock.now_time();
-        ensure_condition(st, new_condition(&f.type_, &f.status, f.reason.as_deref().unwrap_or(""), f.message.as_deref().unwrap_or(""), &now));
+        ensure_condition(
+            st,
+            new_condition(
+                &f.type_,
+                &f.status,
+                f.reason.as_deref().unwrap_or(""),
+                f.message.as_deref().unwrap_or(""),
+                &now,
+            ),
+        );
         if f.type_ == "Complete" {
             st.completion_time = Some(now);
         }
@@ -993,22 +1232,36 @@ impl JobController {
     }
 
     fn record_finished(&self, job: &Job) {
-        let Some(c) = finished_condition(job) else { return };
+        let Some(c) = finished_condition(job) else {
+            return;
+        };
         if c.type_ == "Complete" {
             if let Some(n) = completions(job)
                 && job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > n
             {
-                self.recorder.record(job, EventType::Warning, "TooManySucceededPods", "Too many succeeded pods running after completion count reached");
+                self.recorder.record(
+                    job,
+                    EventType::Warning,
+                    "TooManySucceededPods",
+                    "Too many succeeded pods running after completion count reached",
+                );
             }
-            self.recorder.record(job, EventType::Normal, "Completed", "Job completed");
+            self.recorder
+                .record(job, EventType::Normal, "Completed", "Job completed");
         } else {
-            self.recorder.record(job, EventType::Warning, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""));
+            self.recorder.record(
+                job,
+                EventType::Warning,
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or(""),
+            );
         }
     }
 
     /// `UpdateStatus`, keeping `job` current.
     async fn update_status(&self, job: &mut Job) -> Result<()> {
-        let api: Api<Job> = Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
+        let api: Api<Job> =
+            Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
         let updated = api
             .replace_status(&job.name_any(), &post_params(), job)
             .await
@@ -1023,8 +1276,13 @@ impl JobController {
 fn clean_uncounted(st: &mut JobStatus, with_finalizer: &HashSet<String>) -> bool {
     let mut changed = false;
     let (mut add_s, mut add_f) = (0, 0);
-    let unc = st.uncounted_terminated_pods.get_or_insert_with(Default::default);
-    for (list, add) in [(&mut unc.succeeded, &mut add_s), (&mut unc.failed, &mut add_f)] {
+    let unc = st
+        .uncounted_terminated_pods
+        .get_or_insert_with(Default::default);
+    for (list, add) in [
+        (&mut unc.succeeded, &mut add_s),
+        (&mut unc.failed, &mut add_f),
+    ] {
         if let Some(v) = list.as_mut() {
             let before = v.len();
             v.retain(|u| with_finalizer.contains(u));
@@ -1060,7 +1318,11 @@ fn add_completion_index_env(t: &mut PodTemplateSpec) {
             ..Default::default()
         }),
     };
-    let containers = spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut());
+    let containers = spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(spec.containers.iter_mut());
     for c in containers {
         let env = c.env.get_or_insert_with(Vec::new);
         if !env.iter().any(|e| e.name == var.name) {

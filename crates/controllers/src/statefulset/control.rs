@@ -12,7 +12,9 @@ use serde_json::json;
 use super::StatefulSetController;
 use super::utils::*;
 use crate::controller_utils::{new_controller_ref, patch_params, post_params};
-use crate::history::{CONTROLLER_REVISION_HASH, data, new_revision, sort_by_revision, template_patch};
+use crate::history::{
+    CONTROLLER_REVISION_HASH, data, new_revision, sort_by_revision, template_patch,
+};
 use crate::replicaset::replace_fields;
 use crate::{Error, Result};
 
@@ -104,13 +106,24 @@ impl StatefulSetController {
         set: &StatefulSet,
         revisions: &mut Vec<ControllerRevision>,
     ) -> Result<(ControllerRevision, ControllerRevision, i32)> {
-        let mut collision = set.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
+        let mut collision = set
+            .status
+            .as_ref()
+            .and_then(|s| s.collision_count)
+            .unwrap_or(0);
         let next = revisions.last().map(|r| r.revision + 1).unwrap_or(1);
-        let template = set.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+        let template = set
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default();
         let patch = template_patch(&template);
         let ns = set.namespace().unwrap_or_default();
         let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
-        let equal: Vec<&ControllerRevision> = revisions.iter().filter(|r| data(r) == Some(&patch)).collect();
+        let equal: Vec<&ControllerRevision> = revisions
+            .iter()
+            .filter(|r| data(r) == Some(&patch))
+            .collect();
         let update = if let Some(last_equal) = equal.last() {
             if revisions.last().map(|r| r.name_any()) == Some(last_equal.name_any()) {
                 (*last_equal).clone()
@@ -120,8 +133,13 @@ impl StatefulSetController {
                 let updated = api
                     .replace(&r.name_any(), &post_params(), &r)
                     .await
-                    .map_err(|e| Error::api("updating revision", format!("{ns}/{}", r.name_any()), e))?;
-                if let Some(slot) = revisions.iter_mut().find(|x| x.name_any() == updated.name_any()) {
+                    .map_err(|e| {
+                        Error::api("updating revision", format!("{ns}/{}", r.name_any()), e)
+                    })?;
+                if let Some(slot) = revisions
+                    .iter_mut()
+                    .find(|x| x.name_any() == updated.name_any())
+                {
                     *slot = updated.clone();
                 }
                 sort_by_revision(revisions);
@@ -146,10 +164,9 @@ impl StatefulSetController {
                         break c;
                     }
                     Err(kube::Error::Api(s)) if s.code == 409 => {
-                        let existing = api
-                            .get(&cr.name_any())
-                            .await
-                            .map_err(|e| Error::api("reading revision", format!("{ns}/{}", cr.name_any()), e))?;
+                        let existing = api.get(&cr.name_any()).await.map_err(|e| {
+                            Error::api("reading revision", format!("{ns}/{}", cr.name_any()), e)
+                        })?;
                         if data(&existing) == Some(&patch) {
                             break existing;
                         }
@@ -194,7 +211,13 @@ impl StatefulSetController {
             .enumerate()
             .map(|(i, p)| {
                 p.unwrap_or_else(|| {
-                    Arc::new(new_versioned_pod(&revs.current_set, &revs.update_set, &revs.current, &revs.update, start + i as i32))
+                    Arc::new(new_versioned_pod(
+                        &revs.current_set,
+                        &revs.update_set,
+                        &revs.current,
+                        &revs.update,
+                        start + i as i32,
+                    ))
                 })
             })
             .collect();
@@ -213,7 +236,9 @@ impl StatefulSetController {
         let exit = if monotonic {
             let mut exit = Ok(false);
             for slot in replicas.iter_mut() {
-                let (p, stop, r) = self.process_replica(set, revs, monotonic, slot.clone()).await;
+                let (p, stop, r) = self
+                    .process_replica(set, revs, monotonic, slot.clone())
+                    .await;
                 *slot = p;
                 if let Err(e) = r {
                     exit = Err(e);
@@ -231,7 +256,9 @@ impl StatefulSetController {
             let mut batch = 1.min(replicas.len());
             while pos < replicas.len() {
                 let outs = futures::future::join_all(
-                    replicas[pos..pos + batch].iter().map(|p| self.process_replica(set, revs, monotonic, p.clone())),
+                    replicas[pos..pos + batch]
+                        .iter()
+                        .map(|p| self.process_replica(set, revs, monotonic, p.clone())),
                 )
                 .await;
                 let mut failed = None;
@@ -252,10 +279,11 @@ impl StatefulSetController {
             }
             exit
         };
-        let recount = |status: &mut StatefulSetStatus, replicas: &[Arc<Pod>], condemned: &[Arc<Pod>]| {
-            let all: Vec<Arc<Pod>> = replicas.iter().chain(condemned.iter()).cloned().collect();
-            count(status, &all, mrs, &self.clock);
-        };
+        let recount =
+            |status: &mut StatefulSetStatus, replicas: &[Arc<Pod>], condemned: &[Arc<Pod>]| {
+                let all: Vec<Arc<Pod>> = replicas.iter().chain(condemned.iter()).cloned().collect();
+                count(status, &all, mrs, &self.clock);
+            };
         match exit {
             Err(e) => {
                 recount(status, &replicas, &condemned);
@@ -285,7 +313,10 @@ impl StatefulSetController {
                 continue;
             }
             let is_first_unhealthy = first_unhealthy.as_deref() == Some(p.name_any().as_str());
-            if monotonic && !is_first_unhealthy && (!is_running_and_ready(p) || !is_running_and_available(p, mrs, &self.clock)) {
+            if monotonic
+                && !is_first_unhealthy
+                && (!is_running_and_ready(p) || !is_running_and_available(p, mrs, &self.clock))
+            {
                 recount(status, &replicas, &condemned);
                 return Ok(());
             }
@@ -342,13 +373,23 @@ impl StatefulSetController {
                 &**set,
                 ty,
                 reason,
-                &format!("StatefulSet {ns}/{} is recreating {what} Pod {}", set.name_any(), pod.name_any()),
+                &format!(
+                    "StatefulSet {ns}/{} is recreating {what} Pod {}",
+                    set.name_any(),
+                    pod.name_any()
+                ),
             );
             if let Err(e) = self.delete_stateful_pod(set, &pod).await {
                 return (pod, true, Err(e));
             }
             let ord = ordinal(&pod);
-            pod = Arc::new(new_versioned_pod(&revs.current_set, &revs.update_set, &revs.current, &revs.update, ord));
+            pod = Arc::new(new_versioned_pod(
+                &revs.current_set,
+                &revs.update_set,
+                &revs.current,
+                &revs.update,
+                ord,
+            ));
         }
         if !is_created(&pod) {
             if self.pod_claim_is_stale(set, &pod) {
@@ -361,10 +402,10 @@ impl StatefulSetController {
                 return (pod, true, Ok(()));
             }
         }
-        if ph == "Pending" {
-            if let Err(e) = self.create_missing_claims(set, &pod).await {
-                return (pod, true, Err(e));
-            }
+        if ph == "Pending"
+            && let Err(e) = self.create_missing_claims(set, &pod).await
+        {
+            return (pod, true, Err(e));
         }
         if monotonic
             && (is_terminating(&pod)
@@ -388,13 +429,22 @@ impl StatefulSetController {
                 set,
                 EventType::Normal,
                 &format!("Successful{title}"),
-                &format!("{verb} Pod {} in StatefulSet {} successful", pod.name_any(), set.name_any()),
+                &format!(
+                    "{verb} Pod {} in StatefulSet {} successful",
+                    pod.name_any(),
+                    set.name_any()
+                ),
             ),
             Some(e) => self.recorder.record(
                 set,
                 EventType::Warning,
                 &format!("Failed{title}"),
-                &format!("{verb} Pod {} in StatefulSet {} failed error: {}", pod.name_any(), set.name_any(), e.api_message()),
+                &format!(
+                    "{verb} Pod {} in StatefulSet {} failed error: {}",
+                    pod.name_any(),
+                    set.name_any(),
+                    e.api_message()
+                ),
             ),
         }
     }
@@ -413,7 +463,10 @@ impl StatefulSetController {
             match self.claim(&ns, &name) {
                 Some(existing) => {
                     if existing.metadata.deletion_timestamp.is_some() && first.is_none() {
-                        first = Some(Error::invalid(format!("{ns}/{name}"), format!("pvc {name} is being deleted")));
+                        first = Some(Error::invalid(
+                            format!("{ns}/{name}"),
+                            format!("pvc {name} is being deleted"),
+                        ));
                     }
                 }
                 None => match api.create(&post_params(), &c).await {
@@ -421,7 +474,11 @@ impl StatefulSetController {
                         set,
                         EventType::Normal,
                         "SuccessfulCreate",
-                        &format!("create Claim {name} Pod {} in StatefulSet {} success", pod.name_any(), set.name_any()),
+                        &format!(
+                            "create Claim {name} Pod {} in StatefulSet {} success",
+                            pod.name_any(),
+                            set.name_any()
+                        ),
                     ),
                     Err(kube::Error::Api(s)) if s.code == 409 => {}
                     Err(e) => {
@@ -466,7 +523,10 @@ impl StatefulSetController {
                 self.record_pod_event("create", set, pod, None);
                 Ok(())
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Retry(format!("pod {ns}/{} already exists", pod.name_any()))),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Retry(format!(
+                "pod {ns}/{} already exists",
+                pod.name_any()
+            ))),
             Err(e) => {
                 let err = Error::api("creating pod", format!("{ns}/{}", pod.name_any()), e);
                 self.record_pod_event("create", set, pod, Some(&err));
@@ -536,14 +596,20 @@ impl StatefulSetController {
         let ns = set.namespace().unwrap_or_default();
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
         for (_, c) in claims_for(set, ordinal(pod)) {
-            let Some(cur) = self.claim(&ns, &c.name_any()) else { continue };
+            let Some(cur) = self.claim(&ns, &c.name_any()) else {
+                continue;
+            };
             let mut claim = (*cur).clone();
-            if claim_owner_matches(&claim, set, pod) || !update_claim_owner_refs(&mut claim, set, pod) {
+            if claim_owner_matches(&claim, set, pod)
+                || !update_claim_owner_refs(&mut claim, set, pod)
+            {
                 continue;
             }
             api.replace(&claim.name_any(), &post_params(), &claim)
                 .await
-                .map_err(|e| Error::api("updating claim", format!("{ns}/{}", claim.name_any()), e))?;
+                .map_err(|e| {
+                    Error::api("updating claim", format!("{ns}/{}", claim.name_any()), e)
+                })?;
         }
         Ok(())
     }
@@ -555,7 +621,9 @@ impl StatefulSetController {
         claims_for(set, ordinal(pod)).iter().any(|(_, c)| {
             self.claim(&ns, &c.name_any()).is_some_and(|c| {
                 c.metadata.owner_references.iter().flatten().any(|r| {
-                    r.kind == "Pod" && Some(&r.name) == pod.metadata.name.as_ref() && Some(&r.uid) != pod.metadata.uid.as_ref()
+                    r.kind == "Pod"
+                        && Some(&r.name) == pod.metadata.name.as_ref()
+                        && Some(&r.uid) != pod.metadata.uid.as_ref()
                 })
             })
         })
@@ -571,7 +639,8 @@ impl StatefulSetController {
             st.current_revision = st.update_revision.clone();
         }
         let cur = set.status.clone().unwrap_or_default();
-        let consistent = st.observed_generation.unwrap_or(0) <= cur.observed_generation.unwrap_or(0)
+        let consistent = st.observed_generation.unwrap_or(0)
+            <= cur.observed_generation.unwrap_or(0)
             && st.replicas == cur.replicas
             && nz(st.current_replicas) == nz(cur.current_replicas)
             && nz(st.ready_replicas) == nz(cur.ready_replicas)
@@ -598,7 +667,10 @@ impl StatefulSetController {
         if let Some(g) = st.observed_generation.filter(|g| *g != 0) {
             o.insert("observedGeneration".into(), json!(g));
         }
-        for (k, s) in [("currentRevision", &st.current_revision), ("updateRevision", &st.update_revision)] {
+        for (k, s) in [
+            ("currentRevision", &st.current_revision),
+            ("updateRevision", &st.update_revision),
+        ] {
             if let Some(s) = s.as_ref().filter(|s| !s.is_empty()) {
                 o.insert(k.into(), json!(s));
             }
@@ -606,7 +678,8 @@ impl StatefulSetController {
         let patch = json!({"status": replace_fields(v, &[
             "readyReplicas", "currentReplicas", "updatedReplicas", "collisionCount",
             "observedGeneration", "currentRevision", "updateRevision"])});
-        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &set.namespace().unwrap_or_default());
+        let api: Api<StatefulSet> =
+            Api::namespaced(self.client.clone(), &set.namespace().unwrap_or_default());
         api.patch_status(&set.name_any(), &patch_params(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
@@ -622,11 +695,20 @@ impl StatefulSetController {
         revisions: &[ControllerRevision],
         revs: &Revisions,
     ) -> Result<()> {
-        let mut live: std::collections::HashSet<String> = pods.iter().map(|p| pod_revision(p).to_string()).collect();
+        let mut live: std::collections::HashSet<String> =
+            pods.iter().map(|p| pod_revision(p).to_string()).collect();
         live.insert(revs.current.clone());
         live.insert(revs.update.clone());
-        let history: Vec<&ControllerRevision> = revisions.iter().filter(|r| !live.contains(&r.name_any())).collect();
-        let limit = set.spec.as_ref().and_then(|s| s.revision_history_limit).unwrap_or(10).max(0) as usize;
+        let history: Vec<&ControllerRevision> = revisions
+            .iter()
+            .filter(|r| !live.contains(&r.name_any()))
+            .collect();
+        let limit = set
+            .spec
+            .as_ref()
+            .and_then(|s| s.revision_history_limit)
+            .unwrap_or(10)
+            .max(0) as usize;
         if history.len() <= limit {
             return Ok(());
         }
@@ -636,7 +718,13 @@ impl StatefulSetController {
             match api.delete(&r.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(Error::api("deleting revision", format!("{ns}/{}", r.name_any()), e)),
+                Err(e) => {
+                    return Err(Error::api(
+                        "deleting revision",
+                        format!("{ns}/{}", r.name_any()),
+                        e,
+                    ));
+                }
             }
         }
         Ok(())

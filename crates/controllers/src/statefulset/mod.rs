@@ -23,7 +23,8 @@ use kube::ResourceExt;
 
 use crate::clock::Clock;
 use crate::controller_utils::{
-    add_owner_indexes, claim_candidates, controller_of, is_pod_ready, labels_of, new_controller_ref, selector,
+    add_owner_indexes, claim_candidates, controller_of, is_pod_ready, labels_of,
+    new_controller_ref, selector,
 };
 use crate::ref_manager::RefManager;
 use crate::{Context, Result};
@@ -107,7 +108,8 @@ impl StatefulSetController {
                             q.add_after(key_of(&*s), Duration::from_secs(mrs as u64 + 1));
                         }
                     }
-                    if cur.is_none() && (cur != prev || old.metadata.labels != new.metadata.labels) {
+                    if cur.is_none() && (cur != prev || old.metadata.labels != new.metadata.labels)
+                    {
                         for k in matching(&s2, new) {
                             q.add(k);
                         }
@@ -197,7 +199,9 @@ impl StatefulSetController {
             .map(|r| (*r).clone())
             .collect();
         let pods = refs
-            .claim(claim_candidates(&self.pods, &uid, &ns), |p| utils::is_member_of(&set, p))
+            .claim(claim_candidates(&self.pods, &uid, &ns), |p| {
+                utils::is_member_of(&set, p)
+            })
             .await?;
         let status = self.update_stateful_set(&set, pods, revisions).await?;
         if let Some(st) = status

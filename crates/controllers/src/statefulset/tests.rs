@@ -52,8 +52,23 @@ fn rig(s: StatefulSet) -> Rig {
     let claims = Informer::<PersistentVolumeClaim>::detached();
     let client = api.client();
     let rec = EventRecorder::new(client.clone(), "statefulset-controller", "");
-    let c = StatefulSetController::new(client, sets.clone(), pods.clone(), revs.clone(), claims.clone(), rec, clock);
-    Rig { api, sets, pods, revs, claims, c }
+    let c = StatefulSetController::new(
+        client,
+        sets.clone(),
+        pods.clone(),
+        revs.clone(),
+        claims.clone(),
+        rec,
+        clock,
+    );
+    Rig {
+        api,
+        sets,
+        pods,
+        revs,
+        claims,
+        c,
+    }
 }
 
 impl Rig {
@@ -93,7 +108,12 @@ impl Rig {
     }
 
     fn pod_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.api.list::<Pod>().into_iter().map(|p| p.metadata.name.unwrap()).collect();
+        let mut v: Vec<String> = self
+            .api
+            .list::<Pod>()
+            .into_iter()
+            .map(|p| p.metadata.name.unwrap())
+            .collect();
         v.sort();
         v
     }
@@ -118,12 +138,26 @@ async fn ordered_ready_creates_one_pod_at_a_time_with_its_claim() {
     assert_eq!(labels[POD_INDEX_LABEL], "0");
     assert!(labels["controller-revision-hash"].starts_with("web-"));
     let vol = &spec.volumes.as_ref().unwrap()[0];
-    assert_eq!((vol.name.as_str(), vol.persistent_volume_claim.as_ref().unwrap().claim_name.as_str()), ("www", "www-web-0"));
+    assert_eq!(
+        (
+            vol.name.as_str(),
+            vol.persistent_volume_claim
+                .as_ref()
+                .unwrap()
+                .claim_name
+                .as_str()
+        ),
+        ("www", "www-web-0")
+    );
     let claim: PersistentVolumeClaim = r.api.get("default", "www-web-0").unwrap();
     assert_eq!(claim.metadata.labels.unwrap()["app"], "nginx");
 
     r.step().await;
-    assert_eq!(r.pod_names(), ["web-0"], "web-1 waits for web-0 to be Running and Ready");
+    assert_eq!(
+        r.pod_names(),
+        ["web-0"],
+        "web-1 waits for web-0 to be Running and Ready"
+    );
     r.run(None);
     r.step().await;
     assert_eq!(r.pod_names(), ["web-0", "web-1"]);
@@ -132,13 +166,35 @@ async fn ordered_ready_creates_one_pod_at_a_time_with_its_claim() {
     r.run(None);
     r.step().await;
     assert_eq!(r.pod_names(), ["web-0", "web-1", "web-2"]);
-    let st = r.api.get::<StatefulSet>("default", "web").unwrap().status.unwrap();
-    assert_eq!((st.replicas, st.ready_replicas, st.current_replicas, st.updated_replicas), (3, Some(3), Some(3), Some(3)));
+    let st = r
+        .api
+        .get::<StatefulSet>("default", "web")
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        (
+            st.replicas,
+            st.ready_replicas,
+            st.current_replicas,
+            st.updated_replicas
+        ),
+        (3, Some(3), Some(3), Some(3))
+    );
     assert_eq!(st.current_revision, st.update_revision);
     settle().await;
     let events = r.api.events();
-    assert!(events.contains(&("SuccessfulCreate".into(), "create Pod web-0 in StatefulSet web successful".into())), "{events:?}");
-    assert!(events.contains(&("SuccessfulCreate".into(), "create Claim www-web-0 Pod web-0 in StatefulSet web success".into())));
+    assert!(
+        events.contains(&(
+            "SuccessfulCreate".into(),
+            "create Pod web-0 in StatefulSet web successful".into()
+        )),
+        "{events:?}"
+    );
+    assert!(events.contains(&(
+        "SuccessfulCreate".into(),
+        "create Claim www-web-0 Pod web-0 in StatefulSet web success".into()
+    )));
 }
 
 #[tokio::test(start_paused = true)]
@@ -163,32 +219,63 @@ async fn scaling_down_deletes_the_highest_ordinal_first_and_waits_for_it() {
     assert_eq!(r.pod_names(), ["web-0", "web-1"]);
     r.step().await;
     assert_eq!(r.pod_names(), ["web-0"]);
-    assert!(r.api.get::<PersistentVolumeClaim>("default", "www-web-2").is_some(), "claims are retained by default");
+    assert!(
+        r.api
+            .get::<PersistentVolumeClaim>("default", "www-web-2")
+            .is_some(),
+        "claims are retained by default"
+    );
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_partitioned_rolling_update_replaces_pods_from_the_highest_ordinal_down_to_the_partition() {
+async fn a_partitioned_rolling_update_replaces_pods_from_the_highest_ordinal_down_to_the_partition()
+{
     let r = rig(sts(3, "OrderedReady", json!({})));
     for _ in 0..3 {
         r.step().await;
         r.run(None);
     }
-    let first_rev = r.api.get::<StatefulSet>("default", "web").unwrap().status.unwrap().current_revision.unwrap();
+    let first_rev = r
+        .api
+        .get::<StatefulSet>("default", "web")
+        .unwrap()
+        .status
+        .unwrap()
+        .current_revision
+        .unwrap();
     let mut s = r.api.get::<StatefulSet>("default", "web").unwrap();
     let spec = s.spec.as_mut().unwrap();
     spec.template.spec.as_mut().unwrap().containers[0].image = Some("nginx:2".into());
-    spec.update_strategy.as_mut().unwrap().rolling_update.as_mut().unwrap().partition = Some(1);
+    spec.update_strategy
+        .as_mut()
+        .unwrap()
+        .rolling_update
+        .as_mut()
+        .unwrap()
+        .partition = Some(1);
     s.metadata.generation = Some(2);
     r.api.insert(&s);
     r.observe();
-    let image = |n: &str| r.api.get::<Pod>("default", n).map(|p| p.spec.unwrap().containers[0].image.clone().unwrap());
+    let image = |n: &str| {
+        r.api
+            .get::<Pod>("default", n)
+            .map(|p| p.spec.unwrap().containers[0].image.clone().unwrap())
+    };
     r.step().await;
     assert_eq!(image("web-2"), None, "web-2 deleted first");
     assert_eq!(image("web-1").as_deref(), Some("nginx:1"));
     r.step().await;
-    assert_eq!(image("web-2").as_deref(), Some("nginx:2"), "recreated at the update revision");
+    assert_eq!(
+        image("web-2").as_deref(),
+        Some("nginx:2"),
+        "recreated at the update revision"
+    );
     r.step().await;
-    assert_eq!(image("web-1").as_deref(), Some("nginx:1"), "not before web-2 is ready");
+    assert_eq!(
+        image("web-1").as_deref(),
+        Some("nginx:1"),
+        "not before web-2 is ready"
+    );
     r.run(None);
     r.step().await;
     assert_eq!(image("web-1"), None);
@@ -199,33 +286,69 @@ async fn a_partitioned_rolling_update_replaces_pods_from_the_highest_ordinal_dow
         r.run(None);
     }
     assert_eq!(
-        (image("web-0").as_deref(), image("web-1").as_deref(), image("web-2").as_deref()),
+        (
+            image("web-0").as_deref(),
+            image("web-1").as_deref(),
+            image("web-2").as_deref()
+        ),
         (Some("nginx:1"), Some("nginx:2"), Some("nginx:2")),
         "web-0 is below the partition"
     );
-    let st = r.api.get::<StatefulSet>("default", "web").unwrap().status.unwrap();
+    let st = r
+        .api
+        .get::<StatefulSet>("default", "web")
+        .unwrap()
+        .status
+        .unwrap();
     assert_eq!(st.current_revision.as_deref(), Some(first_rev.as_str()));
     assert_ne!(st.update_revision, st.current_revision);
-    assert_eq!((st.current_replicas, st.updated_replicas), (Some(1), Some(2)));
+    assert_eq!(
+        (st.current_replicas, st.updated_replicas),
+        (Some(1), Some(2))
+    );
     assert_eq!(r.api.list::<ControllerRevision>().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn claims_of_scaled_down_pods_are_owned_by_the_pod_when_the_policy_says_delete() {
-    let r = rig(sts(2, "Parallel", json!({"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}})));
+    let r = rig(sts(
+        2,
+        "Parallel",
+        json!({"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"}}),
+    ));
     r.step().await;
     r.run(None);
     r.step().await;
     let c0: PersistentVolumeClaim = r.api.get("default", "www-web-0").unwrap();
-    let refs: Vec<String> = c0.metadata.owner_references.unwrap().into_iter().map(|o| o.kind).collect();
-    assert_eq!(refs, ["StatefulSet"], "whenDeleted=Delete: the set owns its claims");
+    let refs: Vec<String> = c0
+        .metadata
+        .owner_references
+        .unwrap()
+        .into_iter()
+        .map(|o| o.kind)
+        .collect();
+    assert_eq!(
+        refs,
+        ["StatefulSet"],
+        "whenDeleted=Delete: the set owns its claims"
+    );
     let mut s = r.api.get::<StatefulSet>("default", "web").unwrap();
     s.spec.as_mut().unwrap().replicas = Some(1);
     r.api.insert(&s);
     r.observe();
     r.step().await;
     let c1: PersistentVolumeClaim = r.api.get("default", "www-web-1").unwrap();
-    let refs: Vec<String> = c1.metadata.owner_references.unwrap().into_iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
-    assert_eq!(refs, ["Pod/web-1"], "whenScaled=Delete: the condemned pod owns its claim, so it goes with it");
+    let refs: Vec<String> = c1
+        .metadata
+        .owner_references
+        .unwrap()
+        .into_iter()
+        .map(|o| format!("{}/{}", o.kind, o.name))
+        .collect();
+    assert_eq!(
+        refs,
+        ["Pod/web-1"],
+        "whenScaled=Delete: the condemned pod owns its claim, so it goes with it"
+    );
     assert_eq!(r.pod_names(), ["web-0"]);
 }

@@ -12,7 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
 use crate::clock::Clock;
-use crate::controller_utils::{is_pod_available, is_pod_ready, new_controller_ref, phase, pod_from_template};
+use crate::controller_utils::{
+    is_pod_available, is_pod_ready, new_controller_ref, phase, pod_from_template,
+};
 use crate::history::CONTROLLER_REVISION_HASH;
 
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -64,11 +66,17 @@ pub fn pod_name(set: &StatefulSet, ordinal: i32) -> String {
 }
 
 pub fn min_ready_seconds(set: &StatefulSet) -> i32 {
-    set.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    set.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 pub fn allows_burst(set: &StatefulSet) -> bool {
-    set.spec.as_ref().and_then(|s| s.pod_management_policy.as_deref()) == Some("Parallel")
+    set.spec
+        .as_ref()
+        .and_then(|s| s.pod_management_policy.as_deref())
+        == Some("Parallel")
 }
 
 pub fn strategy(set: &StatefulSet) -> &str {
@@ -158,16 +166,25 @@ pub fn update_storage(set: &StatefulSet, pod: &mut Pod) {
             ..Default::default()
         })
         .collect();
-    volumes.extend(current.into_iter().filter(|v| !claims.iter().any(|(n, _)| *n == v.name)));
+    volumes.extend(
+        current
+            .into_iter()
+            .filter(|v| !claims.iter().any(|(n, _)| *n == v.name)),
+    );
     spec.volumes = (!volumes.is_empty()).then_some(volumes);
 }
 
 pub fn storage_matches(set: &StatefulSet, pod: &Pod) -> bool {
-    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_deref()).unwrap_or(&[]);
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or(&[]);
     claims_for(set, ordinal(pod)).iter().all(|(name, c)| {
         volumes.iter().any(|v| {
             v.name == *name
-                && v.persistent_volume_claim.as_ref().map(|p| &p.claim_name) == c.metadata.name.as_ref()
+                && v.persistent_volume_claim.as_ref().map(|p| &p.claim_name)
+                    == c.metadata.name.as_ref()
         })
     })
 }
@@ -197,14 +214,22 @@ pub fn identity_matches(set: &StatefulSet, pod: &Pod) -> bool {
 
 /// `newStatefulSetPod`.
 pub fn new_pod(set: &StatefulSet, ordinal: i32) -> Pod {
-    let template = set.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = set
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let mut pod = pod_from_template(&template, &set.name_any(), Some(new_controller_ref(set)));
     pod.metadata.generate_name = None;
     pod.metadata.name = Some(pod_name(set, ordinal));
     update_identity(set, &mut pod);
     let spec = pod.spec.get_or_insert_with(Default::default);
     spec.hostname = pod.metadata.name.clone();
-    spec.subdomain = set.spec.as_ref().and_then(|s| s.service_name.clone()).filter(|s| !s.is_empty());
+    spec.subdomain = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_name.clone())
+        .filter(|s| !s.is_empty());
     update_storage(set, &mut pod);
     pod
 }
@@ -219,7 +244,11 @@ pub fn set_pod_revision(pod: &mut Pod, revision: &str) {
 /// `ApplyRevision`: the set with the revision's template.
 pub fn apply_revision(set: &StatefulSet, rev: &ControllerRevision) -> StatefulSet {
     let mut s = set.clone();
-    if let Some(t) = rev.data.as_ref().and_then(|d| d.0.pointer("/spec/template")) {
+    if let Some(t) = rev
+        .data
+        .as_ref()
+        .and_then(|d| d.0.pointer("/spec/template"))
+    {
         let mut t = t.clone();
         if let Some(o) = t.as_object_mut() {
             o.remove("$patch");
@@ -268,13 +297,21 @@ pub fn retention(set: &StatefulSet) -> (String, String) {
         .as_ref()
         .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref());
     (
-        p.and_then(|p| p.when_deleted.clone()).unwrap_or_else(|| "Retain".into()),
-        p.and_then(|p| p.when_scaled.clone()).unwrap_or_else(|| "Retain".into()),
+        p.and_then(|p| p.when_deleted.clone())
+            .unwrap_or_else(|| "Retain".into()),
+        p.and_then(|p| p.when_scaled.clone())
+            .unwrap_or_else(|| "Retain".into()),
     )
 }
 
 pub fn has_owner_ref(c: &PersistentVolumeClaim, uid: Option<&String>) -> bool {
-    uid.is_some_and(|u| c.metadata.owner_references.iter().flatten().any(|r| &r.uid == u))
+    uid.is_some_and(|u| {
+        c.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| &r.uid == u)
+    })
 }
 
 /// `claimOwnerMatchesSetAndPod`.
@@ -303,7 +340,11 @@ fn owner_ref(api_version: &str, kind: &str, name: &str, uid: &str) -> OwnerRefer
 }
 
 /// `updateClaimOwnerRefForSetAndPod`: returns whether the claim changed.
-pub fn update_claim_owner_refs(c: &mut PersistentVolumeClaim, set: &StatefulSet, pod: &Pod) -> bool {
+pub fn update_claim_owner_refs(
+    c: &mut PersistentVolumeClaim,
+    set: &StatefulSet,
+    pod: &Pod,
+) -> bool {
     let (deleted, scaled) = retention(set);
     let scaled_down = !in_ordinal_range(pod, set);
     let set_uid = set.metadata.uid.clone().unwrap_or_default();
@@ -317,8 +358,16 @@ pub fn update_claim_owner_refs(c: &mut PersistentVolumeClaim, set: &StatefulSet,
     let refs = c.metadata.owner_references.get_or_insert_with(Vec::new);
     let mut changed = false;
     for (want, uid, r) in [
-        (want_set, &set_uid, owner_ref("apps/v1", "StatefulSet", &set.name_any(), &set_uid)),
-        (want_pod, &pod_uid, owner_ref("v1", "Pod", &pod.name_any(), &pod_uid)),
+        (
+            want_set,
+            &set_uid,
+            owner_ref("apps/v1", "StatefulSet", &set.name_any(), &set_uid),
+        ),
+        (
+            want_pod,
+            &pod_uid,
+            owner_ref("v1", "Pod", &pod.name_any(), &pod_uid),
+        ),
     ] {
         if uid.is_empty() {
             continue;

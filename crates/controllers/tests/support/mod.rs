@@ -17,8 +17,8 @@ use ferrokube_client::{Informer, Informers, key_of};
 use ferrokube_controllers::Context;
 use ferrokube_store::memory::MemoryBackend;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -169,7 +169,12 @@ impl Kubelet {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let name = pod.name_any();
         if pod.metadata.deletion_timestamp.is_some() {
-            if pod.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+            if pod
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty())
+            {
                 // Stopped: report it finished so the owner can drop its finalizer.
                 if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
                     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {
@@ -178,7 +183,16 @@ impl Kubelet {
                 }
                 return Ok(Action::AwaitChange);
             }
-            return match api.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await {
+            return match api
+                .delete(
+                    &name,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
                 Ok(_) => Ok(Action::AwaitChange),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::AwaitChange),
                 Err(e) => Err(e),
@@ -192,7 +206,10 @@ impl Kubelet {
                 .affinity
                 .as_ref()
                 .and_then(|a| a.node_affinity.as_ref())
-                .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+                .and_then(|n| {
+                    n.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .and_then(|r| r.node_selector_terms.first())
                 .and_then(|t| t.match_fields.as_ref())
                 .and_then(|f| f.first())
@@ -205,10 +222,14 @@ impl Kubelet {
             let binding = json!({"apiVersion": "v1", "kind": "Binding",
                 "metadata": {"name": name, "namespace": ns},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": target}});
-            let r: Result<serde_json::Value, _> = api.create_subresource("binding", &name, &PostParams::default(), &binding).await;
+            let r: Result<serde_json::Value, _> = api
+                .create_subresource("binding", &name, &PostParams::default(), &binding)
+                .await;
             return match r {
                 Ok(_) => Ok(Action::AwaitChange),
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Action::AwaitChange),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                    Ok(Action::AwaitChange)
+                }
                 Err(e) => Err(e),
             };
         }
@@ -220,7 +241,11 @@ impl Kubelet {
         let exit = self.exit_codes.lock().get(&name).copied();
         if let Some(code) = exit {
             let phase = if code == 0 { "Succeeded" } else { "Failed" };
-            let cname = spec.containers.first().map(|c| c.name.clone()).unwrap_or_default();
+            let cname = spec
+                .containers
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {
                 "phase": phase,
                 "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now()}],
@@ -252,13 +277,20 @@ impl Kubelet {
 }
 
 /// Polls `f` until it returns Some, failing after `timeout`.
-pub async fn eventually<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
