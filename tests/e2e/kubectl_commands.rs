@@ -524,7 +524,11 @@ fn replace_edit_and_rollout_change_the_stored_object(v: &str) {
             replaced = Some(r.stdout);
             break;
         }
-        assert!(r.stderr.contains("the object has been modified"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("the object has been modified"),
+            "{}",
+            r.stderr
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(
