@@ -31,6 +31,8 @@ pub struct Options {
     pub nodes: usize,
     /// Concurrent requests of the stand-in kubelet.
     pub kubelet_workers: usize,
+    /// Workers per controller (kube-controller-manager's `--concurrent-*-syncs`, default 5).
+    pub controller_workers: usize,
     /// Give up waiting for a phase after this long.
     pub timeout: Duration,
 }
@@ -42,6 +44,7 @@ impl Default for Options {
             replicas: 10,
             nodes: 100,
             kubelet_workers: 32,
+            controller_workers: 5,
             timeout: Duration::from_secs(600),
         }
     }
@@ -266,6 +269,7 @@ pub async fn run(o: &Options, progress: impl Fn(&str) + Sync) -> Result<Report> 
         ferrokube_controllers::Config {
             root_ca_pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
             default_storage_class: false,
+            workers: o.controller_workers.max(1),
             ..Default::default()
         },
     ));

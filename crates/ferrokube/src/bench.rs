@@ -31,6 +31,9 @@ struct ControllersArgs {
     /// Simulated Node objects the pods are bound to.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
+    /// Workers per controller (kube-controller-manager's --concurrent-*-syncs).
+    #[arg(long, default_value_t = 5)]
+    workers: usize,
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +66,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 deployments: a.deployments,
                 replicas: a.replicas,
                 nodes: a.nodes,
+                controller_workers: a.workers,
                 ..Default::default()
             };
             let quiet = a.json;
