@@ -510,13 +510,29 @@ fn replace_edit_and_rollout_change_the_stored_object(v: &str) {
         "--image=nginx:1.25",
         "--replicas=2",
     ]);
-    let mut d = get(&k, &["deployment", "web"]);
-    d["spec"]["replicas"] = json!(3);
     let path = s.dir.join("web.json");
-    std::fs::write(&path, serde_json::to_vec(&d).unwrap()).unwrap();
     let p = path.display().to_string();
+    // The deployment controller writes status and its revision annotation meanwhile: a
+    // replace from a read that raced with it conflicts, so read again and retry as a user would.
+    let mut replaced = None;
+    for _ in 0..10 {
+        let mut d = get(&k, &["deployment", "web"]);
+        d["spec"]["replicas"] = json!(3);
+        std::fs::write(&path, serde_json::to_vec(&d).unwrap()).unwrap();
+        let r = k.run(&["replace", "-f", &p]);
+        if r.status.success() {
+            replaced = Some(r.stdout);
+            break;
+        }
+        assert!(
+            r.stderr.contains("the object has been modified"),
+            "{}",
+            r.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert_eq!(
-        one_line(k.ok(&["replace", "-f", &p])),
+        one_line(replaced.expect("replace kept conflicting")),
         "deployment.apps/web replaced"
     );
     let after = get(&k, &["deployment", "web"]);

@@ -202,6 +202,13 @@ const CONTROLLER_WRITTEN: &[(&str, &str)] = &[
     ("PersistentVolume", "/spec/claimRef"),
     ("PersistentVolumeClaim", "/status"),
     ("PersistentVolumeClaim", "/spec/volumeName"),
+    ("Deployment", "/status"),
+    ("ReplicaSet", "/status"),
+    ("ReplicationController", "/status"),
+    ("DaemonSet", "/status"),
+    ("StatefulSet", "/status"),
+    ("Job", "/status"),
+    ("CronJob", "/status"),
 ];
 
 /// Removes what differs between any two stores of the same input.
@@ -213,6 +220,14 @@ fn mask(obj: &mut Value) {
             let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
             remove_pointer(obj, &parts);
         }
+    }
+    if kind == "Deployment"
+        && let Some(a) = obj
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+    {
+        // The deployment controller's revision annotation (timing, not storage).
+        a.remove("deployment.kubernetes.io/revision");
     }
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for k in [

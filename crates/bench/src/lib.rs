@@ -3,6 +3,7 @@
 
 pub mod api;
 mod conn;
+pub mod controllers;
 pub mod scheduler;
 
 #[derive(Debug, thiserror::Error)]

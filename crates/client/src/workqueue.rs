@@ -90,9 +90,11 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> WorkQueue<K> {
         if delay.is_zero() {
             return self.add(key);
         }
+        // The deadline is taken now, not when the task first runs.
+        let deadline = tokio::time::Instant::now() + delay;
         let q = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep_until(deadline).await;
             q.add(key);
         });
     }

@@ -15,22 +15,41 @@ use ferrokube_client::events::EventRecorder;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+pub mod clock;
+pub mod controller_utils;
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
 pub mod disruption;
 pub mod endpoint_slice;
 pub mod endpoints;
+pub mod error;
+pub mod expectations;
 pub mod garbage_collector;
+pub mod history;
+pub mod job;
 pub mod local_path;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod node_predicates;
 pub mod persistent_volume;
 pub mod pod_gc;
+pub mod ref_manager;
+pub mod replicaset;
 pub mod resource_quota;
 pub mod root_ca_publisher;
 pub mod service_account;
+pub mod statefulset;
 pub mod taint_eviction;
+#[cfg(test)]
+mod testing;
+pub mod ttl_after_finished;
 pub mod util;
 pub mod volume_protection;
+
+pub use clock::Clock;
+pub use error::{Error, Result};
 
 /// Settings of the controller manager, with kube-controller-manager's defaults.
 #[derive(Clone, Debug)]
@@ -91,9 +110,26 @@ pub struct Context {
     pub informers: Arc<Informers>,
     pub cancel: CancellationToken,
     pub config: Config,
+    /// Wall-clock time, advancing with `tokio::time` (paused in tests).
+    pub clock: Clock,
 }
 
 impl Context {
+    pub fn new(
+        client: kube::Client,
+        informers: Arc<Informers>,
+        cancel: CancellationToken,
+        config: Config,
+    ) -> Self {
+        Context {
+            client,
+            informers,
+            cancel,
+            config,
+            clock: Clock::new(),
+        }
+    }
+
     /// An event recorder reporting as `component` (`deployment-controller`, ...).
     pub fn recorder(&self, component: &str) -> EventRecorder {
         EventRecorder::new(self.client.clone(), component, "")
@@ -104,6 +140,17 @@ type Starter = fn(Arc<Context>) -> BoxFuture<'static, ()>;
 
 /// Every controller, by the name `--controllers` uses.
 pub static CONTROLLERS: &[(&str, Starter)] = &[
+    (
+        "replicationcontroller",
+        replicaset::start_replicationcontroller,
+    ),
+    ("replicaset", replicaset::start_replicaset),
+    ("deployment", deployment::start),
+    ("daemonset", daemonset::start),
+    ("statefulset", statefulset::start),
+    ("job", job::start),
+    ("cronjob", cronjob::start),
+    ("ttl-after-finished", ttl_after_finished::start),
     (disruption::NAME, disruption::start),
     (endpoints::NAME, endpoints::start),
     (endpoint_slice::NAME, endpoint_slice::start),

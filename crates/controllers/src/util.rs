@@ -13,18 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::ApiResource;
 use tokio_util::sync::CancellationToken;
 
-/// Errors a reconcile returns; all of them are retried with backoff by the queue.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Other(String),
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use crate::error::{Error, Result};
 
 /// Whether an API error is a 404.
 pub fn is_not_found(e: &kube::Error) -> bool {

@@ -66,12 +66,12 @@ async fn cluster_with(config: Config) -> Cluster {
     .await
     .expect("API server");
     let client = ferrokube_client::in_process(InProcess::new(srv));
-    let ctx = Arc::new(Context {
-        informers: Informers::new(client.clone(), cancel.clone()),
-        client: client.clone(),
-        cancel: cancel.clone(),
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Informers::new(client.clone(), cancel.clone()),
+        cancel.clone(),
         config,
-    });
+    ));
     tokio::spawn(async move { ferrokube_controllers::run(ctx, &["*".to_string()]).await });
     Cluster { client, cancel }
 }

@@ -19,6 +19,9 @@ enum BenchCommand {
     Pods(crate::bench_pods::PodsArgs),
     /// The scheduler: pods bound per second, creation-to-binding latency, RSS.
     Scheduler(SchedulerArgs),
+    /// The controller manager: N Deployments x R replicas against an in-process server with
+    /// simulated nodes and a stand-in kubelet; pods created, available, rolled out; RSS.
+    Controllers(ControllersArgs),
 }
 
 #[derive(Args, Debug)]
@@ -46,6 +49,23 @@ struct SchedulerArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ControllersArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 1_000)]
+    deployments: usize,
+    #[arg(long, default_value_t = 10)]
+    replicas: usize,
+    /// Simulated Node objects the pods are bound to.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Workers per controller (kube-controller-manager's --concurrent-*-syncs).
+    #[arg(long, default_value_t = 5)]
+    workers: usize,
 }
 
 #[derive(Args, Debug)]
@@ -172,6 +192,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchCommand::Pods(a) => crate::bench_pods::run(a).await,
         BenchCommand::Scheduler(a) => scheduler(a).await,
+        BenchCommand::Controllers(a) => {
+            let opts = ferrokube_bench::controllers::Options {
+                deployments: a.deployments,
+                replicas: a.replicas,
+                nodes: a.nodes,
+                controller_workers: a.workers,
+                ..Default::default()
+            };
+            let quiet = a.json;
+            let report = ferrokube_bench::controllers::run(&opts, |line| {
+                if !quiet {
+                    eprintln!("  {line}");
+                }
+            })
+            .await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(())
+        }
         BenchCommand::Api(a) => {
             let path = ferrokube_client::kubeconfig_path(a.kubeconfig.as_deref());
             let conn = ferrokube_client::load(&path).await?;

@@ -33,12 +33,9 @@ pub fn start_in_process(
             }
         });
     }
-    let ctx = Arc::new(ferrokube_controllers::Context {
-        client,
-        informers,
-        cancel,
-        config,
-    });
+    let ctx = Arc::new(ferrokube_controllers::Context::new(
+        client, informers, cancel, config,
+    ));
     tokio::spawn(async move { ferrokube_controllers::run(ctx, &controllers).await });
 }
 

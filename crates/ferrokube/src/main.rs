@@ -6,6 +6,7 @@ mod agent;
 mod bench;
 mod bench_pods;
 mod components;
+mod controller_manager;
 mod images;
 mod scheduler;
 mod server;
@@ -36,6 +37,8 @@ enum Command {
     Images(images::ImagesArgs),
     /// Run the scheduler alone against a cluster.
     Scheduler(scheduler::SchedulerArgs),
+    /// Run the controllers against an API server (with leader election).
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Measure a running cluster.
     Bench(bench::BenchArgs),
 }
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::AgentCleanup(args) => rt.block_on(agent::cleanup(args)),
         Command::Images(args) => rt.block_on(images::run(args)),
         Command::Scheduler(args) => rt.block_on(scheduler::run(args)),
+        Command::ControllerManager(args) => rt.block_on(controller_manager::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }

@@ -258,7 +258,8 @@ class ServerSideApply(unittest.TestCase):
             "py-ssa", NS,
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "py-ssa"},
              "status": {"observedGeneration": 2, "replicas": 3}},
-            field_manager="ctl", _content_type=APPLY)
+            # The deployment controller owns status.replicas by now: take it over.
+            field_manager="ctl", force=True, _content_type=APPLY)
         self.assertEqual(st.status.replicas, 3)
         status_entry = [e for e in st.metadata.managed_fields if e.manager == "ctl"][0]
         self.assertEqual((status_entry.operation, status_entry.subresource), ("Apply", "status"))
