@@ -214,17 +214,58 @@ async fn scale(
 ) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     let mut ctx = ctx(call)?;
-    let parent = srv
-        .registry
-        .get(info, &rr.namespace, &rr.name, None)
-        .await?;
+    // A patch that does not pin a resourceVersion is applied to the latest object and
+    // retried when a controller wrote in between, as upstream's patcher does; an update
+    // carries its own resourceVersion (or none: unconditional).
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let parent = srv
+            .registry
+            .get(info, &rr.namespace, &rr.name, None)
+            .await?;
+        match scale_once(srv, &mut ctx, call, rr, &body, parent).await {
+            Err(e)
+                if e.reason == ferrokube_api::error::Reason::Conflict
+                    && rr.verb == "patch"
+                    && attempts < 16
+                    && !patch_pins_version(call, &body) =>
+            {
+                continue;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Whether a patch body sets metadata.resourceVersion (then a conflict is the caller's).
+fn patch_pins_version(call: &Call, body: &Bytes) -> bool {
+    let empty = json!({"metadata": {}});
+    let ty = ferrokube_api::schema::kind_type("autoscaling", "v1", "Scale");
+    match patch_type(call) {
+        Ok(pt) => ferrokube_api::patch::apply(pt, &empty, body, ty)
+            .map(|v| !object::resource_version(&v).is_empty())
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+async fn scale_once(
+    srv: &Arc<ApiServer>,
+    ctx: &mut crate::registry::WriteCtx,
+    call: &Call,
+    rr: &ResourceRequest,
+    body: &Bytes,
+    parent: Value,
+) -> Result<Response<Body>, ApiError> {
+    let info = rr.info;
     let current = scale_of(info, &parent);
     let wanted = match rr.verb {
         "get" => return Ok(response::json_value(StatusCode::OK, &current)),
-        "update" => decode_body(&call.headers, &body)?,
+        "update" => decode_body(&call.headers, body)?,
         "patch" => {
             let ty = ferrokube_api::schema::kind_type("autoscaling", "v1", "Scale");
-            ferrokube_api::patch::apply(patch_type(call)?, &current, &body, ty)
+            ferrokube_api::patch::apply(patch_type(call)?, &current, body, ty)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?
         }
         _ => return Err(ApiError::method_not_allowed()),
@@ -257,7 +298,7 @@ async fn scale(
     }
     let (updated, _) = srv
         .registry
-        .update(&mut ctx, info, &rr.namespace, &rr.name, "", obj)
+        .update(ctx, info, &rr.namespace, &rr.name, "", obj)
         .await?;
     Ok(response::json_value(
         StatusCode::OK,
