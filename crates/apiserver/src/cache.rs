@@ -347,14 +347,14 @@ impl WatchCache {
         }
     }
 
-    /// Moves the cache's revision forward when nothing of its own changed.
+    /// Moves the cache's revision forward when nothing of its own changed. `history_from`
+    /// stays: no event of this resource happened in between, so a watch from any revision
+    /// since then is still served from the cache (moving it forward sent clients that listed
+    /// a quiet resource while others were written to the store's much slower replay).
     fn advance(&self, rev: Revision) {
         let mut st = self.state.write();
         if rev > st.rev {
             st.rev = rev;
-            if st.events.is_empty() {
-                st.history_from = rev;
-            }
         }
     }
 
@@ -491,13 +491,25 @@ impl Caches {
     fn apply_batch(&self, events: Vec<Event>) {
         let mut per_cache: HashMap<&'static str, (&'static ResourceInfo, Vec<CacheEvent>)> =
             HashMap::new();
+        // The previous state of a changed object is the one the cache holds (this feed is its
+        // only writer), or an earlier event of this batch: no need to parse it again.
+        let mut latest: HashMap<String, Option<Arc<CachedObject>>> = HashMap::new();
         for ev in events {
             let Some(info) = resources::for_key(&ev.kv.key) else {
                 continue;
             };
-            let Some(ce) = to_cache_event(info, &ev) else {
+            let key = ev.kv.key.clone();
+            let known = match latest.get(&key) {
+                Some(o) => o.clone(),
+                None => self
+                    .by_prefix
+                    .get(info.storage_prefix)
+                    .and_then(|c| c.get(&key)),
+            };
+            let Some(ce) = to_cache_event_with_prev(info, &ev, known) else {
                 continue;
             };
+            latest.insert(key, (ce.kind != EventType::Deleted).then(|| ce.obj.clone()));
             per_cache
                 .entry(info.storage_prefix)
                 .or_insert_with(|| (info, Vec::new()))
@@ -533,6 +545,16 @@ impl Caches {
 
 /// Converts a store event into the cache's form; None for values that do not parse (logged).
 pub fn to_cache_event(info: &'static ResourceInfo, ev: &Event) -> Option<CacheEvent> {
+    to_cache_event_with_prev(info, ev, None)
+}
+
+/// As [`to_cache_event`], with the cached form of the previous state when the caller has it
+/// (it must be the state `ev.prev` holds).
+fn to_cache_event_with_prev(
+    info: &'static ResourceInfo,
+    ev: &Event,
+    known_prev: Option<Arc<CachedObject>>,
+) -> Option<CacheEvent> {
     let build = |kv: &ferrokube_store::KeyValue, rev: Revision| match CachedObject::build(
         info, &kv.key, &kv.value, rev,
     ) {
@@ -542,7 +564,11 @@ pub fn to_cache_event(info: &'static ResourceInfo, ev: &Event) -> Option<CacheEv
             None
         }
     };
-    let prev = ev.prev.as_ref().and_then(|p| build(p, p.mod_revision));
+    let prev = match (&ev.prev, known_prev) {
+        (Some(p), Some(k)) if k.rev == p.mod_revision => Some(k),
+        (Some(p), _) => build(p, p.mod_revision),
+        (None, _) => None,
+    };
     let (kind, obj) = match ev.kind {
         StoreEventType::Create => (EventType::Added, build(&ev.kv, ev.kv.mod_revision)?),
         StoreEventType::Update => (EventType::Modified, build(&ev.kv, ev.kv.mod_revision)?),
@@ -713,6 +739,61 @@ mod tests {
             .collect();
         assert_eq!(kinds, [EventType::Added, EventType::Deleted]);
         assert!(matches!(c.watch(filter, Some(0)), Err(StartError::TooOld { .. })) || start == 0);
+        cancel.cancel();
+    }
+    #[tokio::test]
+    async fn a_quiet_resource_serves_watches_from_revisions_other_writes_made() {
+        let (store, caches, cancel) = started().await;
+        let c = caches.for_resource(pods()).unwrap().clone();
+        // A client lists pods here, while only other resources are being written...
+        let listed = caches.revision();
+        let mut last = 0;
+        for i in 0..3 {
+            last = store
+                .create(&format!("/registry/configmaps/default/c{i}"), Bytes::from_static(b"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\",\"namespace\":\"default\"}}"), None)
+                .await
+                .unwrap();
+        }
+        assert!(caches.wait_for(last, Duration::from_secs(5)).await);
+        // ...then a pod changes, with its previous state taken from the cache.
+        let cur = store
+            .get("/registry/pods/default/a", 0)
+            .await
+            .unwrap()
+            .1
+            .unwrap();
+        store
+            .update(
+                "/registry/pods/default/a",
+                pod("a", "db"),
+                cur.mod_revision,
+                None,
+            )
+            .await
+            .unwrap();
+        let filter = Filter {
+            namespace: String::new(),
+            name: None,
+            labels: LabelSelector::parse("app=web").unwrap(),
+            fields: FieldSelector::default(),
+        };
+        // The watch from the listed revision is served by the cache, not refused as too old,
+        // and the label change reaches it as the object leaving the selection.
+        let mut initial = Vec::new();
+        for _ in 0..100 {
+            initial = c
+                .watch(filter.clone(), Some(listed))
+                .expect("served from the cache")
+                .0;
+            if !initial.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match initial.as_slice() {
+            [WatchItem::Event(EventType::Deleted, o)] => assert_eq!(o.name, "a"),
+            other => panic!("{other:?}"),
+        }
         cancel.cancel();
     }
 }

@@ -2,6 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's malloc: the control plane allocates and frees many small JSON
+/// trees from several threads, where glibc spent a third of the CPU (arena consolidation) and
+/// kept freed memory fragmented (see `ferrokube bench controllers`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod agent;
 mod bench;
 mod bench_pods;
