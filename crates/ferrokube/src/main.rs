@@ -58,6 +58,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Agent(_)) {
+        memory_lean();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -71,4 +74,33 @@ fn main() -> anyhow::Result<()> {
         Command::ControllerManager(args) => rt.block_on(controller_manager::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
     }
+}
+
+/// A node agent lives beside the workloads it runs, so it trades a little CPU for memory: freed
+/// pages go back to the OS at once and arenas are committed on demand. mimalloc reads these
+/// options when it initialises, before `main`, so the agent re-executes itself once with them
+/// in its environment (same PID, same arguments). Measured with `ferrokube bench pods`: agent
+/// RSS 40 -> 27 MB idle, 60 -> 42 MB with 100 pods. The control plane keeps mimalloc's
+/// defaults (immediate purging made `bench controllers` 30% slower).
+fn memory_lean() {
+    use std::os::unix::process::CommandExt;
+    const OPTIONS: [(&str, &str); 2] = [
+        ("MIMALLOC_PURGE_DELAY", "0"),
+        ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+    ];
+    if OPTIONS.iter().all(|(k, _)| std::env::var_os(k).is_some()) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let err = std::process::Command::new(&exe)
+        .arg0(argv0)
+        .args(args)
+        .envs(OPTIONS)
+        .exec();
+    // Only reached if exec failed: run on with the defaults.
+    tracing::warn!(error = %err, "could not re-execute with lean allocator settings");
 }
