@@ -39,6 +39,132 @@ pub struct PodTopologySpread {
     listers: Listers,
     default_constraints: Vec<TopologySpreadConstraint>,
     system_defaulted: bool,
+    /// PreFilter's counts per set of constraints, kept across cycles (see [`SpreadMemo`]).
+    memo: parking_lot::Mutex<Vec<SpreadMemo>>,
+}
+
+/// Sets of constraints whose counts are kept (the most recently used first).
+const MEMOS_KEPT: usize = 4;
+
+/// What one node adds to PreFilter's counts: per constraint its domain and matching pods
+/// (`None` for a constraint the node is not eligible for); `None` altogether when the node
+/// lacks one of the topology keys.
+type NodeCounts = Option<Vec<Option<(String, i64)>>>;
+
+/// PreFilter's per-node counting for one set of DoNotSchedule constraints of one namespace
+/// (and, where the constraints honour them, one node selector/affinity and one set of
+/// tolerations), kept from one scheduling cycle to the next. Upstream recounts the matching
+/// pods on every node for every pod; here only nodes whose `NodeInfo` changed since the last
+/// cycle are counted again. A changed node is a different `Arc` in the snapshot: the cache
+/// copies a `NodeInfo` on write while this memo (and the snapshot) hold the old one.
+struct SpreadMemo {
+    key: String,
+    /// Per snapshot position: the node as counted, and per constraint its domain and matching
+    /// pods (`None`: the node is not eligible for that constraint, or lacks a topology key).
+    nodes: Vec<(Arc<NodeInfo>, NodeCounts)>,
+    /// Per constraint: domain -> (eligible nodes in it, matching pods in it).
+    totals: Vec<HashMap<String, (usize, i64)>>,
+}
+
+impl SpreadMemo {
+    fn key(pod: &PodInfo, constraints: &[Constraint]) -> String {
+        let spec = pod.pod.spec.as_ref();
+        let mut key = format!("{}\u{0}{constraints:?}", pod.namespace());
+        if constraints.iter().any(|c| c.honor_node_affinity) {
+            let sel = spec.and_then(|s| s.node_selector.as_ref());
+            let aff = spec
+                .and_then(|s| s.affinity.as_ref())
+                .and_then(|a| a.node_affinity.as_ref())
+                .and_then(|n| {
+                    n.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                });
+            key.push_str(&format!("\u{0}{sel:?}\u{0}{aff:?}"));
+        }
+        if constraints.iter().any(|c| c.honor_node_taints) {
+            let tols = spec.and_then(|s| s.tolerations.as_ref());
+            key.push_str(&format!("\u{0}{tols:?}"));
+        }
+        key
+    }
+
+    fn contribution(
+        pod: &PodInfo,
+        constraints: &[Constraint],
+        aff: &NodeAffinityCheck,
+        n: &NodeInfo,
+    ) -> NodeCounts {
+        if !node_has_all_keys(n.labels(), constraints) {
+            return None;
+        }
+        Some(
+            constraints
+                .iter()
+                .map(|c| {
+                    c.includes_node(pod, aff, n).then(|| {
+                        (
+                            n.labels()[&c.topology_key].clone(),
+                            count_matching(n, &c.selector, pod.namespace()),
+                        )
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn apply(&mut self, part: &NodeCounts, sign: i64) {
+        let Some(per) = part else { return };
+        for (i, d) in per.iter().enumerate() {
+            let Some((domain, count)) = d else { continue };
+            let e = self.totals[i].entry(domain.clone()).or_insert((0, 0));
+            if sign > 0 {
+                e.0 += 1;
+            } else {
+                e.0 -= 1;
+            }
+            e.1 += sign * count;
+            if e.0 == 0 {
+                self.totals[i].remove(domain);
+            }
+        }
+    }
+
+    /// Brings the counts up to `snapshot`, counting only the nodes that changed.
+    fn refresh(
+        &mut self,
+        pod: &PodInfo,
+        constraints: &[Constraint],
+        aff: &NodeAffinityCheck,
+        snapshot: &Snapshot,
+    ) {
+        let same_nodes = self.nodes.len() == snapshot.nodes.len()
+            && self
+                .nodes
+                .iter()
+                .zip(&snapshot.nodes)
+                .all(|((old, _), new)| Arc::ptr_eq(old, new) || old.name() == new.name());
+        if !same_nodes {
+            self.totals = vec![HashMap::new(); constraints.len()];
+            self.nodes = Vec::with_capacity(snapshot.nodes.len());
+            for n in &snapshot.nodes {
+                let part = Self::contribution(pod, constraints, aff, n);
+                self.apply(&part, 1);
+                self.nodes.push((n.clone(), part));
+            }
+            return;
+        }
+        for (i, n) in snapshot.nodes.iter().enumerate() {
+            if Arc::ptr_eq(&self.nodes[i].0, n) {
+                continue;
+            }
+            let part = Self::contribution(pod, constraints, aff, n);
+            let old = std::mem::replace(&mut self.nodes[i], (n.clone(), part));
+            self.apply(&old.1, -1);
+            let new = self.nodes[i].1.take();
+            self.apply(&new, 1);
+            self.nodes[i].1 = new;
+        }
+    }
 }
 
 impl Plugin for PodTopologySpread {
@@ -274,20 +400,33 @@ impl PreFilterPlugin for PodTopologySpread {
             return (None, Status::skip());
         }
         let aff = NodeAffinityCheck::of(pod);
-        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
-        for n in &snapshot.nodes {
-            if !node_has_all_keys(n.labels(), &constraints) {
-                continue;
-            }
-            for (i, c) in constraints.iter().enumerate() {
-                if !c.includes_node(pod, &aff, n) {
-                    continue;
+        let key = SpreadMemo::key(pod, &constraints);
+        let counts: Vec<HashMap<String, i64>> = {
+            let mut memos = self.memo.lock();
+            match memos.iter().position(|m| m.key == key) {
+                Some(i) => {
+                    let m = memos.remove(i);
+                    memos.insert(0, m);
                 }
-                let v = &n.labels()[&c.topology_key];
-                let cnt = count_matching(n, &c.selector, pod.namespace());
-                *counts[i].entry(v.clone()).or_default() += cnt;
+                None => {
+                    memos.insert(
+                        0,
+                        SpreadMemo {
+                            key,
+                            nodes: Vec::new(),
+                            totals: Vec::new(),
+                        },
+                    );
+                    memos.truncate(MEMOS_KEPT);
+                }
             }
-        }
+            let m = &mut memos[0];
+            m.refresh(pod, &constraints, &aff, snapshot);
+            m.totals
+                .iter()
+                .map(|t| t.iter().map(|(d, (_, c))| (d.clone(), *c)).collect())
+                .collect()
+        };
         let mut s = PreFilterState {
             min: vec![0; constraints.len()],
             constraints,
@@ -515,6 +654,7 @@ pub fn new(args: &serde_json::Value, handle: &Arc<Handle>) -> Result<PluginInsta
         listers: handle.listers.clone(),
         default_constraints,
         system_defaulted,
+        memo: Default::default(),
     });
     Ok(PluginInstance {
         pre_filter: Some(p.clone()),
@@ -545,6 +685,7 @@ mod tests {
             listers: Listers::detached(),
             default_constraints: Vec::new(),
             system_defaulted: false,
+            memo: Default::default(),
         }
     }
 
@@ -564,6 +705,91 @@ mod tests {
         let (_, s) = pl.pre_filter(&mut st, p, &snap);
         assert!(s.is_success());
         snap.nodes.iter().map(|n| pl.filter(&st, p, n)).collect()
+    }
+
+    fn pre_filter_counts(
+        pl: &PodTopologySpread,
+        p: &Arc<PodInfo>,
+        snap: &Snapshot,
+    ) -> Vec<(String, i64)> {
+        let mut st = CycleState::new();
+        let (_, s) = pl.pre_filter(&mut st, p, snap);
+        assert!(s.is_success());
+        let mut counts: Vec<(String, i64)> =
+            st.read::<PreFilterState>(PRE_FILTER_KEY).unwrap().counts[0]
+                .iter()
+                .map(|(d, c)| (d.clone(), *c))
+                .collect();
+        counts.sort();
+        counts
+    }
+
+    #[test]
+    fn counts_kept_across_cycles_follow_changed_added_and_removed_nodes() {
+        let pl = plugin();
+        let p = web("p").spread(spread("zone", 1, "DoNotSchedule")).obj();
+        let a = Arc::new(
+            node("a")
+                .label("zone", "z1")
+                .with_pod(web("x").obj())
+                .info(),
+        );
+        let b = Arc::new(node("b").label("zone", "z2").info());
+        let mut snap = Snapshot {
+            nodes: vec![a.clone(), b],
+            ..Default::default()
+        };
+        snap.reindex();
+        let z = |v: &[(&str, i64)]| {
+            v.iter()
+                .map(|(d, c)| (d.to_string(), *c))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            pre_filter_counts(&pl, &p, &snap),
+            z(&[("z1", 1), ("z2", 0)])
+        );
+        // b gains two matching pods and one that does not match: only b is a new NodeInfo.
+        snap.nodes[1] = Arc::new(
+            node("b")
+                .label("zone", "z2")
+                .with_pod(web("y").obj())
+                .with_pod(web("w").obj())
+                .with_pod(pod("other").label("app", "db").obj())
+                .info(),
+        );
+        assert_eq!(
+            pre_filter_counts(&pl, &p, &snap),
+            z(&[("z1", 1), ("z2", 2)])
+        );
+        // A node joins in a new zone; then b leaves with its pods.
+        snap.nodes
+            .push(Arc::new(node("c").label("zone", "z3").info()));
+        snap.reindex();
+        assert_eq!(
+            pre_filter_counts(&pl, &p, &snap),
+            z(&[("z1", 1), ("z2", 2), ("z3", 0)])
+        );
+        snap.nodes.remove(1);
+        snap.reindex();
+        assert_eq!(
+            pre_filter_counts(&pl, &p, &snap),
+            z(&[("z1", 1), ("z3", 0)])
+        );
+        // Another namespace is another set of counts: x is not in it.
+        let q = pod("q")
+            .namespace("other")
+            .label("app", "web")
+            .spread(spread("zone", 1, "DoNotSchedule"))
+            .obj();
+        assert_eq!(
+            pre_filter_counts(&pl, &q, &snap),
+            z(&[("z1", 0), ("z3", 0)])
+        );
+        assert_eq!(
+            pre_filter_counts(&pl, &p, &snap),
+            z(&[("z1", 1), ("z3", 0)])
+        );
     }
 
     #[test]
