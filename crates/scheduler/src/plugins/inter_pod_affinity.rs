@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::framework::node_memo::{Memos, NodeMemo, Totals};
 use crate::framework::types::AffinityTerm;
 use crate::framework::*;
 
@@ -22,6 +23,102 @@ pub struct InterPodAffinity {
     listers: Listers,
     hard_pod_affinity_weight: i64,
     ignore_preferred_terms_of_existing_pods: bool,
+    /// PreFilter's and PreScore's walks over every pod, kept across cycles per incoming pod
+    /// shape (namespace, labels, terms), recomputed only for changed nodes.
+    filter_memo: parking_lot::Mutex<Memos<FilterMemo>>,
+    score_memo: parking_lot::Mutex<Memos<ScoreMemo>>,
+}
+
+/// Pod shapes whose walks are kept (the most recently used first).
+const MEMOS_KEPT: usize = 4;
+
+/// One node's bumps of PreFilter's counts: (which count, topology key, value).
+type FilterPart = Vec<(usize, String, String)>;
+
+#[derive(Default)]
+struct FilterTotals([Counts; 3]);
+
+impl Totals<FilterPart> for FilterTotals {
+    fn clear(&mut self) {
+        self.0 = Default::default();
+    }
+
+    fn apply(&mut self, part: &FilterPart, sign: i64) {
+        for (which, key, value) in part {
+            bump(&mut self.0[*which], key, value, sign);
+        }
+    }
+}
+
+#[derive(Default)]
+struct FilterMemo {
+    nodes: NodeMemo<FilterPart>,
+    totals: FilterTotals,
+}
+
+/// One node's additions to PreScore's scores: (topology key, value, weight).
+type ScorePart = Vec<(String, String, i64)>;
+
+/// topology key -> value -> (additions, summed weight); an entry lives while any addition does.
+#[derive(Default)]
+struct ScoreTotals(HashMap<String, HashMap<String, (usize, i64)>>);
+
+impl Totals<ScorePart> for ScoreTotals {
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn apply(&mut self, part: &ScorePart, sign: i64) {
+        for (key, value, w) in part {
+            let per_key = self.0.entry(key.clone()).or_default();
+            let e = per_key.entry(value.clone()).or_insert((0, 0));
+            if sign > 0 {
+                e.0 += 1;
+            } else {
+                e.0 -= 1;
+            }
+            e.1 += sign * w;
+            if e.0 == 0 {
+                per_key.remove(value);
+                if per_key.is_empty() {
+                    self.0.remove(key);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct ScoreMemo {
+    nodes: NodeMemo<ScorePart>,
+    totals: ScoreTotals,
+}
+
+/// What the walks depend on besides the nodes: the incoming pod's namespace, its labels, its
+/// namespace's labels, and the given terms. None when a term has a namespaceSelector: then the
+/// walk also depends on other namespaces' labels, which no node change reveals.
+fn memo_key<'a>(
+    pod: &PodInfo,
+    ns_labels: Option<&BTreeMap<String, String>>,
+    terms: impl Iterator<Item = &'a AffinityTerm>,
+) -> Option<String> {
+    let mut key = format!(
+        "{}\u{0}{:?}\u{0}{ns_labels:?}",
+        pod.namespace(),
+        pod.labels()
+    );
+    for t in terms {
+        if t.namespace_selector.is_some() {
+            return None;
+        }
+        let mut namespaces: Vec<&String> = t.namespaces.iter().collect();
+        namespaces.sort();
+        key.push_str(&format!(
+            "\u{0}{namespaces:?}\u{0}{:?}\u{0}{}",
+            t.selector, t.topology_key
+        ));
+    }
+    Some(key)
 }
 
 impl Plugin for InterPodAffinity {
@@ -48,6 +145,43 @@ fn bump(m: &mut Counts, key: &str, value: &str, by: i64) {
 }
 
 impl InterPodAffinity {
+    /// One node's bumps of PreFilter's counts for `pod`: existing pods' required
+    /// anti-affinity that selects it (0), its required affinity satisfied by existing pods (1),
+    /// its required anti-affinity selecting existing pods (2).
+    fn filter_part(
+        &self,
+        pod: &PodInfo,
+        ns_labels: Option<&BTreeMap<String, String>>,
+        n: &NodeInfo,
+    ) -> FilterPart {
+        let labels = n.labels();
+        let mut part = Vec::new();
+        for existing in &n.pods {
+            for t in &existing.required_anti_affinity {
+                if let Some(v) = labels.get(&t.topology_key)
+                    && self.term_matches(t, pod, ns_labels)
+                {
+                    part.push((0, t.topology_key.clone(), v.clone()));
+                }
+            }
+            if self.all_terms_match(&pod.required_affinity, existing) {
+                for t in &pod.required_affinity {
+                    if let Some(v) = labels.get(&t.topology_key) {
+                        part.push((1, t.topology_key.clone(), v.clone()));
+                    }
+                }
+            }
+            for t in &pod.required_anti_affinity {
+                if let Some(v) = labels.get(&t.topology_key)
+                    && self.term_matches(t, existing, None)
+                {
+                    part.push((2, t.topology_key.clone(), v.clone()));
+                }
+            }
+        }
+        part
+    }
+
     fn ns_labels(&self, ns: &str) -> Option<BTreeMap<String, String>> {
         self.listers.namespace_labels(ns)
     }
@@ -119,44 +253,52 @@ impl PreFilterPlugin for InterPodAffinity {
             anti_affinity: Counts::new(),
             ns_labels,
         };
-        for n in snapshot.nodes_with_required_anti_affinity() {
-            let labels = n.labels();
-            for existing in &n.pods {
-                for t in &existing.required_anti_affinity {
-                    if let Some(v) = labels.get(&t.topology_key)
-                        && self.term_matches(t, pod, s.ns_labels.as_ref())
-                    {
-                        bump(&mut s.existing_anti_affinity, &t.topology_key, v, 1);
-                    }
-                }
-            }
-        }
-        if s.existing_anti_affinity.is_empty()
-            && pod.required_affinity.is_empty()
-            && pod.required_anti_affinity.is_empty()
-        {
-            return (None, Status::skip());
-        }
-        if !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty() {
-            for n in &snapshot.nodes {
+        if pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
+            // Only existing pods' required anti-affinity can matter: walk the nodes that have
+            // such pods.
+            for n in snapshot.nodes_with_required_anti_affinity() {
                 let labels = n.labels();
                 for existing in &n.pods {
-                    if self.all_terms_match(&pod.required_affinity, existing) {
-                        for t in &pod.required_affinity {
-                            if let Some(v) = labels.get(&t.topology_key) {
-                                bump(&mut s.affinity, &t.topology_key, v, 1);
-                            }
-                        }
-                    }
-                    for t in &pod.required_anti_affinity {
+                    for t in &existing.required_anti_affinity {
                         if let Some(v) = labels.get(&t.topology_key)
-                            && self.term_matches(t, existing, None)
+                            && self.term_matches(t, pod, s.ns_labels.as_ref())
                         {
-                            bump(&mut s.anti_affinity, &t.topology_key, v, 1);
+                            bump(&mut s.existing_anti_affinity, &t.topology_key, v, 1);
                         }
                     }
                 }
             }
+            if s.existing_anti_affinity.is_empty() {
+                return (None, Status::skip());
+            }
+        } else {
+            let key = memo_key(
+                pod,
+                s.ns_labels.as_ref(),
+                pod.required_affinity
+                    .iter()
+                    .chain(&pod.required_anti_affinity),
+            );
+            let [existing, affinity, anti] = match key {
+                Some(key) => {
+                    let mut memos = self.filter_memo.lock();
+                    let m = memos.get(key);
+                    m.nodes.refresh(&snapshot.nodes, &mut m.totals, |n| {
+                        self.filter_part(pod, s.ns_labels.as_ref(), n)
+                    });
+                    m.totals.0.clone()
+                }
+                None => {
+                    let mut totals = FilterTotals::default();
+                    for n in &snapshot.nodes {
+                        totals.apply(&self.filter_part(pod, s.ns_labels.as_ref(), n), 1);
+                    }
+                    totals.0
+                }
+            };
+            s.existing_anti_affinity = existing;
+            s.affinity = affinity;
+            s.anti_affinity = anti;
         }
         state.write(PRE_FILTER_KEY, s);
         (None, Status::success())
@@ -262,9 +404,10 @@ struct PreScoreState {
 }
 
 impl InterPodAffinity {
+    /// What `existing` on `node` adds to the incoming pod's scores, appended to `out`.
     fn process_existing(
         &self,
-        scores: &mut HashMap<String, HashMap<String, i64>>,
+        out: &mut ScorePart,
         pod: &PodInfo,
         ns_labels: Option<&BTreeMap<String, String>>,
         existing: &PodInfo,
@@ -276,11 +419,7 @@ impl InterPodAffinity {
         }
         let mut add = |t: &AffinityTerm, w: i64| {
             if let Some(v) = labels.get(&t.topology_key) {
-                *scores
-                    .entry(t.topology_key.clone())
-                    .or_default()
-                    .entry(v.clone())
-                    .or_default() += w;
+                out.push((t.topology_key.clone(), v.clone(), w));
             }
         };
         for t in &pod.preferred_affinity {
@@ -311,6 +450,20 @@ impl InterPodAffinity {
             }
         }
     }
+
+    /// Every pod on `node`, for a pod with preferred terms of its own.
+    fn score_part(
+        &self,
+        pod: &PodInfo,
+        ns_labels: Option<&BTreeMap<String, String>>,
+        node: &NodeInfo,
+    ) -> ScorePart {
+        let mut part = Vec::new();
+        for existing in &node.pods {
+            self.process_existing(&mut part, pod, ns_labels, existing, node);
+        }
+        part
+    }
 }
 
 impl PreScorePlugin for InterPodAffinity {
@@ -330,20 +483,53 @@ impl PreScorePlugin for InterPodAffinity {
             return Status::skip();
         }
         let ns_labels = self.ns_labels(pod.namespace());
-        let mut scores: HashMap<String, HashMap<String, i64>> = HashMap::new();
-        if has_constraints {
-            for n in &snapshot.nodes {
-                for existing in &n.pods {
-                    self.process_existing(&mut scores, pod, ns_labels.as_ref(), existing, n);
+        let totals_to_scores = |t: &ScoreTotals| -> HashMap<String, HashMap<String, i64>> {
+            t.0.iter()
+                .map(|(k, per)| {
+                    (
+                        k.clone(),
+                        per.iter().map(|(v, (_, w))| (v.clone(), *w)).collect(),
+                    )
+                })
+                .collect()
+        };
+        let scores = if has_constraints {
+            let key = memo_key(
+                pod,
+                ns_labels.as_ref(),
+                pod.preferred_affinity
+                    .iter()
+                    .chain(&pod.preferred_anti_affinity)
+                    .map(|t| &t.term),
+            );
+            match key {
+                Some(key) => {
+                    let mut memos = self.score_memo.lock();
+                    let m = memos.get(key);
+                    m.nodes.refresh(&snapshot.nodes, &mut m.totals, |n| {
+                        self.score_part(pod, ns_labels.as_ref(), n)
+                    });
+                    totals_to_scores(&m.totals)
+                }
+                None => {
+                    let mut totals = ScoreTotals::default();
+                    for n in &snapshot.nodes {
+                        totals.apply(&self.score_part(pod, ns_labels.as_ref(), n), 1);
+                    }
+                    totals_to_scores(&totals)
                 }
             }
         } else {
+            let mut totals = ScoreTotals::default();
             for n in snapshot.nodes_with_affinity() {
+                let mut part = Vec::new();
                 for existing in n.pods.iter().filter(|p| p.has_affinity()) {
-                    self.process_existing(&mut scores, pod, ns_labels.as_ref(), existing, n);
+                    self.process_existing(&mut part, pod, ns_labels.as_ref(), existing, n);
                 }
+                totals.apply(&part, 1);
             }
-        }
+            totals_to_scores(&totals)
+        };
         if scores.is_empty() {
             return Status::skip();
         }
@@ -406,6 +592,8 @@ pub fn new(args: &serde_json::Value, handle: &Arc<Handle>) -> Result<PluginInsta
             .get("ignorePreferredTermsOfExistingPods")
             .and_then(|v| v.as_bool())
             .unwrap_or(false),
+        filter_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
+        score_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
     });
     Ok(PluginInstance {
         pre_filter: Some(p.clone()),
@@ -436,6 +624,8 @@ mod tests {
             listers: Listers::detached(),
             hard_pod_affinity_weight: 1,
             ignore_preferred_terms_of_existing_pods: false,
+            filter_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
+            score_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
         }
     }
 
@@ -479,6 +669,49 @@ mod tests {
         );
         assert!(st[0].is_success() && st[1].is_success());
         assert_eq!(st[2], Status::unresolvable(ERR_REASON_AFFINITY));
+    }
+
+    #[test]
+    fn walks_kept_across_cycles_follow_changed_added_and_removed_nodes() {
+        let pl = plugin();
+        let anti = |name: &str| {
+            pod(name)
+                .label("app", "xiuxian")
+                .affinity(json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("dc", "xiuxian")]},
+                    "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10, "podAffinityTerm": term("dc", "xiuxian")}]}}))
+                .obj()
+        };
+        let p = anti("p");
+        let check = |snap: &Snapshot| -> (Vec<bool>, Vec<i64>) {
+            let mut st = CycleState::new();
+            let (_, s) = pl.pre_filter(&mut st, &p, snap);
+            assert!(s.is_success());
+            let fits = snap
+                .nodes
+                .iter()
+                .map(|n| pl.filter(&st, &p, n).is_success())
+                .collect();
+            assert!(pl.pre_score(&mut st, &p, &snap.nodes, snap).is_success());
+            let scores = snap.nodes.iter().map(|n| pl.score(&st, &p, n).0).collect();
+            (fits, scores)
+        };
+        // The pod's own preferred term and x's (symmetric) preferred term: 10 each.
+        let mut snap = Snapshot::from_nodes(vec![
+            node("a").label("dc", "sh").with_pod(anti("x")).info(),
+            node("b").label("dc", "bj").info(),
+        ]);
+        assert_eq!(check(&snap), (vec![false, true], vec![20, 0]));
+        // b gets a pod of the group: only b is a new NodeInfo.
+        snap.nodes[1] = Arc::new(node("b").label("dc", "bj").with_pod(anti("y")).info());
+        assert_eq!(check(&snap), (vec![false, false], vec![20, 20]));
+        // a node joins in a third domain; then a leaves with its pod.
+        snap.nodes
+            .push(Arc::new(node("c").label("dc", "gz").info()));
+        snap.reindex();
+        assert_eq!(check(&snap), (vec![false, false, true], vec![20, 20, 0]));
+        snap.nodes.remove(0);
+        snap.reindex();
+        assert_eq!(check(&snap), (vec![false, true], vec![20, 0]));
     }
 
     #[test]

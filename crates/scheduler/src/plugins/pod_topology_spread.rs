@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Taint, TopologySpreadConstraint};
 
+use crate::framework::node_memo::{Memos, NodeMemo, Totals};
 use crate::framework::selector::{CompiledNodeSelector, Op, Requirement, Selector};
 use crate::framework::types::tolerations_tolerate;
 use crate::framework::*;
@@ -39,8 +40,8 @@ pub struct PodTopologySpread {
     listers: Listers,
     default_constraints: Vec<TopologySpreadConstraint>,
     system_defaulted: bool,
-    /// PreFilter's counts per set of constraints, kept across cycles (see [`SpreadMemo`]).
-    memo: parking_lot::Mutex<Vec<SpreadMemo>>,
+    /// PreFilter's counts per set of constraints, kept across cycles.
+    memo: parking_lot::Mutex<Memos<SpreadMemo>>,
 }
 
 /// Sets of constraints whose counts are kept (the most recently used first).
@@ -51,72 +52,32 @@ const MEMOS_KEPT: usize = 4;
 /// lacks one of the topology keys.
 type NodeCounts = Option<Vec<Option<(String, i64)>>>;
 
-/// PreFilter's per-node counting for one set of DoNotSchedule constraints of one namespace
-/// (and, where the constraints honour them, one node selector/affinity and one set of
-/// tolerations), kept from one scheduling cycle to the next. Upstream recounts the matching
-/// pods on every node for every pod; here only nodes whose `NodeInfo` changed since the last
-/// cycle are counted again. A changed node is a different `Arc` in the snapshot: the cache
-/// copies a `NodeInfo` on write while this memo (and the snapshot) hold the old one.
+/// PreFilter's counting for one set of DoNotSchedule constraints of one namespace (and, where
+/// the constraints honour them, one node selector/affinity and one set of tolerations), kept
+/// from one cycle to the next; see [`NodeMemo`].
+#[derive(Default)]
 struct SpreadMemo {
-    key: String,
-    /// Per snapshot position: the node as counted, and per constraint its domain and matching
-    /// pods (`None`: the node is not eligible for that constraint, or lacks a topology key).
-    nodes: Vec<(Arc<NodeInfo>, NodeCounts)>,
-    /// Per constraint: domain -> (eligible nodes in it, matching pods in it).
-    totals: Vec<HashMap<String, (usize, i64)>>,
+    nodes: NodeMemo<NodeCounts>,
+    totals: SpreadTotals,
 }
 
-impl SpreadMemo {
-    fn key(pod: &PodInfo, constraints: &[Constraint]) -> String {
-        let spec = pod.pod.spec.as_ref();
-        let mut key = format!("{}\u{0}{constraints:?}", pod.namespace());
-        if constraints.iter().any(|c| c.honor_node_affinity) {
-            let sel = spec.and_then(|s| s.node_selector.as_ref());
-            let aff = spec
-                .and_then(|s| s.affinity.as_ref())
-                .and_then(|a| a.node_affinity.as_ref())
-                .and_then(|n| {
-                    n.required_during_scheduling_ignored_during_execution
-                        .as_ref()
-                });
-            key.push_str(&format!("\u{0}{sel:?}\u{0}{aff:?}"));
-        }
-        if constraints.iter().any(|c| c.honor_node_taints) {
-            let tols = spec.and_then(|s| s.tolerations.as_ref());
-            key.push_str(&format!("\u{0}{tols:?}"));
-        }
-        key
-    }
+/// Per constraint: domain -> (eligible nodes in it, matching pods in it).
+#[derive(Default)]
+struct SpreadTotals(Vec<HashMap<String, (usize, i64)>>);
 
-    fn contribution(
-        pod: &PodInfo,
-        constraints: &[Constraint],
-        aff: &NodeAffinityCheck,
-        n: &NodeInfo,
-    ) -> NodeCounts {
-        if !node_has_all_keys(n.labels(), constraints) {
-            return None;
-        }
-        Some(
-            constraints
-                .iter()
-                .map(|c| {
-                    c.includes_node(pod, aff, n).then(|| {
-                        (
-                            n.labels()[&c.topology_key].clone(),
-                            count_matching(n, &c.selector, pod.namespace()),
-                        )
-                    })
-                })
-                .collect(),
-        )
+impl Totals<NodeCounts> for SpreadTotals {
+    fn clear(&mut self) {
+        self.0.clear();
     }
 
     fn apply(&mut self, part: &NodeCounts, sign: i64) {
         let Some(per) = part else { return };
+        if self.0.len() < per.len() {
+            self.0.resize_with(per.len(), HashMap::new);
+        }
         for (i, d) in per.iter().enumerate() {
             let Some((domain, count)) = d else { continue };
-            let e = self.totals[i].entry(domain.clone()).or_insert((0, 0));
+            let e = self.0[i].entry(domain.clone()).or_insert((0, 0));
             if sign > 0 {
                 e.0 += 1;
             } else {
@@ -124,47 +85,55 @@ impl SpreadMemo {
             }
             e.1 += sign * count;
             if e.0 == 0 {
-                self.totals[i].remove(domain);
+                self.0[i].remove(domain);
             }
         }
     }
+}
 
-    /// Brings the counts up to `snapshot`, counting only the nodes that changed.
-    fn refresh(
-        &mut self,
-        pod: &PodInfo,
-        constraints: &[Constraint],
-        aff: &NodeAffinityCheck,
-        snapshot: &Snapshot,
-    ) {
-        let same_nodes = self.nodes.len() == snapshot.nodes.len()
-            && self
-                .nodes
-                .iter()
-                .zip(&snapshot.nodes)
-                .all(|((old, _), new)| Arc::ptr_eq(old, new) || old.name() == new.name());
-        if !same_nodes {
-            self.totals = vec![HashMap::new(); constraints.len()];
-            self.nodes = Vec::with_capacity(snapshot.nodes.len());
-            for n in &snapshot.nodes {
-                let part = Self::contribution(pod, constraints, aff, n);
-                self.apply(&part, 1);
-                self.nodes.push((n.clone(), part));
-            }
-            return;
-        }
-        for (i, n) in snapshot.nodes.iter().enumerate() {
-            if Arc::ptr_eq(&self.nodes[i].0, n) {
-                continue;
-            }
-            let part = Self::contribution(pod, constraints, aff, n);
-            let old = std::mem::replace(&mut self.nodes[i], (n.clone(), part));
-            self.apply(&old.1, -1);
-            let new = self.nodes[i].1.take();
-            self.apply(&new, 1);
-            self.nodes[i].1 = new;
-        }
+fn spread_memo_key(pod: &PodInfo, constraints: &[Constraint]) -> String {
+    let spec = pod.pod.spec.as_ref();
+    let mut key = format!("{}\u{0}{constraints:?}", pod.namespace());
+    if constraints.iter().any(|c| c.honor_node_affinity) {
+        let sel = spec.and_then(|s| s.node_selector.as_ref());
+        let aff = spec
+            .and_then(|s| s.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
+        key.push_str(&format!("\u{0}{sel:?}\u{0}{aff:?}"));
     }
+    if constraints.iter().any(|c| c.honor_node_taints) {
+        let tols = spec.and_then(|s| s.tolerations.as_ref());
+        key.push_str(&format!("\u{0}{tols:?}"));
+    }
+    key
+}
+
+fn node_counts(
+    pod: &PodInfo,
+    constraints: &[Constraint],
+    aff: &NodeAffinityCheck,
+    n: &NodeInfo,
+) -> NodeCounts {
+    if !node_has_all_keys(n.labels(), constraints) {
+        return None;
+    }
+    Some(
+        constraints
+            .iter()
+            .map(|c| {
+                c.includes_node(pod, aff, n).then(|| {
+                    (
+                        n.labels()[&c.topology_key].clone(),
+                        count_matching(n, &c.selector, pod.namespace()),
+                    )
+                })
+            })
+            .collect(),
+    )
 }
 
 impl Plugin for PodTopologySpread {
@@ -400,32 +369,20 @@ impl PreFilterPlugin for PodTopologySpread {
             return (None, Status::skip());
         }
         let aff = NodeAffinityCheck::of(pod);
-        let key = SpreadMemo::key(pod, &constraints);
         let counts: Vec<HashMap<String, i64>> = {
             let mut memos = self.memo.lock();
-            match memos.iter().position(|m| m.key == key) {
-                Some(i) => {
-                    let m = memos.remove(i);
-                    memos.insert(0, m);
-                }
-                None => {
-                    memos.insert(
-                        0,
-                        SpreadMemo {
-                            key,
-                            nodes: Vec::new(),
-                            totals: Vec::new(),
-                        },
-                    );
-                    memos.truncate(MEMOS_KEPT);
-                }
-            }
-            let m = &mut memos[0];
-            m.refresh(pod, &constraints, &aff, snapshot);
-            m.totals
+            let m = memos.get(spread_memo_key(pod, &constraints));
+            m.nodes.refresh(&snapshot.nodes, &mut m.totals, |n| {
+                node_counts(pod, &constraints, &aff, n)
+            });
+            let mut counts: Vec<HashMap<String, i64>> = m
+                .totals
+                .0
                 .iter()
                 .map(|t| t.iter().map(|(d, (_, c))| (d.clone(), *c)).collect())
-                .collect()
+                .collect();
+            counts.resize_with(constraints.len(), HashMap::new);
+            counts
         };
         let mut s = PreFilterState {
             min: vec![0; constraints.len()],
@@ -654,7 +611,7 @@ pub fn new(args: &serde_json::Value, handle: &Arc<Handle>) -> Result<PluginInsta
         listers: handle.listers.clone(),
         default_constraints,
         system_defaulted,
-        memo: Default::default(),
+        memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
     });
     Ok(PluginInstance {
         pre_filter: Some(p.clone()),
@@ -685,7 +642,7 @@ mod tests {
             listers: Listers::detached(),
             default_constraints: Vec::new(),
             system_defaulted: false,
-            memo: Default::default(),
+            memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
         }
     }
 

@@ -1,0 +1,98 @@
+//! Per-node results a plugin keeps from one scheduling cycle to the next. Upstream's
+//! PodTopologySpread and InterPodAffinity walk every pod on every node for every pod they
+//! schedule; with these memos only the nodes whose `NodeInfo` changed since the last cycle are
+//! walked again. A changed node is a different `Arc` in the snapshot: the cache copies a
+//! `NodeInfo` on write while the snapshot and the memo still hold the old one, so pointer
+//! identity is a sound test, and holding the `Arc` keeps its address from being reused.
+
+use std::sync::Arc;
+
+use super::types::NodeInfo;
+
+/// Sums that per-node parts are folded into.
+pub trait Totals<T> {
+    /// Forgets every part (the node list itself changed).
+    fn clear(&mut self);
+    /// Adds (`sign` 1) or takes away (`sign` -1) one node's part.
+    fn apply(&mut self, part: &T, sign: i64);
+}
+
+/// Each node's part, as computed from the `NodeInfo` it holds.
+pub struct NodeMemo<T> {
+    nodes: Vec<(Arc<NodeInfo>, T)>,
+}
+
+impl<T> Default for NodeMemo<T> {
+    fn default() -> Self {
+        NodeMemo { nodes: Vec::new() }
+    }
+}
+
+impl<T> NodeMemo<T> {
+    /// Brings `totals` up to `nodes`: parts are computed again only for nodes that changed,
+    /// or for all of them when nodes were added, removed or reordered.
+    pub fn refresh<A: Totals<T>>(
+        &mut self,
+        nodes: &[Arc<NodeInfo>],
+        totals: &mut A,
+        mut compute: impl FnMut(&NodeInfo) -> T,
+    ) {
+        let same_nodes = self.nodes.len() == nodes.len()
+            && self
+                .nodes
+                .iter()
+                .zip(nodes)
+                .all(|((old, _), new)| Arc::ptr_eq(old, new) || old.name() == new.name());
+        if !same_nodes {
+            totals.clear();
+            self.nodes = nodes
+                .iter()
+                .map(|n| {
+                    let part = compute(n);
+                    totals.apply(&part, 1);
+                    (n.clone(), part)
+                })
+                .collect();
+            return;
+        }
+        for (slot, n) in self.nodes.iter_mut().zip(nodes) {
+            if Arc::ptr_eq(&slot.0, n) {
+                continue;
+            }
+            let part = compute(n);
+            totals.apply(&slot.1, -1);
+            totals.apply(&part, 1);
+            *slot = (n.clone(), part);
+        }
+    }
+}
+
+/// Memos by key (what the parts depend on besides the node), the most recently used first.
+pub struct Memos<M> {
+    entries: Vec<(String, M)>,
+    kept: usize,
+}
+
+impl<M: Default> Memos<M> {
+    pub fn new(kept: usize) -> Self {
+        Memos {
+            entries: Vec::new(),
+            kept: kept.max(1),
+        }
+    }
+
+    /// The memo for `key`, created empty if it is not kept.
+    pub fn get(&mut self, key: String) -> &mut M {
+        match self.entries.iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                let e = self.entries.remove(i);
+                self.entries.insert(0, e);
+            }
+            None => {
+                self.entries.insert(0, (key, M::default()));
+                self.entries.truncate(self.kept);
+            }
+        }
+        &mut self.entries[0].1
+    }
+}
