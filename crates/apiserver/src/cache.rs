@@ -658,6 +658,25 @@ mod tests {
         (store, caches, cancel)
     }
 
+    /// Sets pod a's app label through the store.
+    async fn relabel(store: &Arc<dyn Backend>, app: &str) {
+        let cur = store
+            .get("/registry/pods/default/a", 0)
+            .await
+            .unwrap()
+            .1
+            .unwrap();
+        store
+            .update(
+                "/registry/pods/default/a",
+                pod("a", app),
+                cur.mod_revision,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn cache_starts_with_the_stored_objects_and_follows_writes() {
         let (store, caches, cancel) = started().await;
@@ -686,21 +705,7 @@ mod tests {
         };
         let (initial, _, mut rx) = c.watch(filter, None).unwrap();
         assert_eq!(initial.len(), 1);
-        let cur = store
-            .get("/registry/pods/default/a", 0)
-            .await
-            .unwrap()
-            .1
-            .unwrap();
-        store
-            .update(
-                "/registry/pods/default/a",
-                pod("a", "other"),
-                cur.mod_revision,
-                None,
-            )
-            .await
-            .unwrap();
+        relabel(&store, "other").await;
         match tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .unwrap()
@@ -756,21 +761,7 @@ mod tests {
         }
         assert!(caches.wait_for(last, Duration::from_secs(5)).await);
         // ...then a pod changes, with its previous state taken from the cache.
-        let cur = store
-            .get("/registry/pods/default/a", 0)
-            .await
-            .unwrap()
-            .1
-            .unwrap();
-        store
-            .update(
-                "/registry/pods/default/a",
-                pod("a", "db"),
-                cur.mod_revision,
-                None,
-            )
-            .await
-            .unwrap();
+        relabel(&store, "db").await;
         let filter = Filter {
             namespace: String::new(),
             name: None,

@@ -5,6 +5,8 @@
 //! `NodeInfo` on write while the snapshot and the memo still hold the old one, so pointer
 //! identity is a sound test, and holding the `Arc` keeps its address from being reused.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use super::types::NodeInfo;
@@ -15,6 +17,27 @@ pub trait Totals<T> {
     fn clear(&mut self);
     /// Adds (`sign` 1) or takes away (`sign` -1) one node's part.
     fn apply(&mut self, part: &T, sign: i64);
+}
+
+/// Adds (`sign` 1) or takes away (`sign` -1) one part's `amount` under `key`, where the entry
+/// counts the parts it holds and goes away with the last one (so an entry exists exactly when
+/// a walk over the nodes would have created it, even if its amounts sum to zero).
+pub fn fold_counted<K: Hash + Eq + Clone>(
+    map: &mut HashMap<K, (usize, i64)>,
+    key: &K,
+    amount: i64,
+    sign: i64,
+) {
+    let e = map.entry(key.clone()).or_insert((0, 0));
+    if sign > 0 {
+        e.0 += 1;
+    } else {
+        e.0 -= 1;
+    }
+    e.1 += sign * amount;
+    if e.0 == 0 {
+        map.remove(key);
+    }
 }
 
 /// Each node's part, as computed from the `NodeInfo` it holds.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::framework::node_memo::{Memos, NodeMemo, Totals};
+use crate::framework::node_memo::{Memos, NodeMemo, Totals, fold_counted};
 use crate::framework::types::AffinityTerm;
 use crate::framework::*;
 
@@ -71,18 +71,9 @@ impl Totals<ScorePart> for ScoreTotals {
     fn apply(&mut self, part: &ScorePart, sign: i64) {
         for (key, value, w) in part {
             let per_key = self.0.entry(key.clone()).or_default();
-            let e = per_key.entry(value.clone()).or_insert((0, 0));
-            if sign > 0 {
-                e.0 += 1;
-            } else {
-                e.0 -= 1;
-            }
-            e.1 += sign * w;
-            if e.0 == 0 {
-                per_key.remove(value);
-                if per_key.is_empty() {
-                    self.0.remove(key);
-                }
+            fold_counted(per_key, value, *w, sign);
+            if per_key.is_empty() {
+                self.0.remove(key);
             }
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Taint, TopologySpreadConstraint};
 
-use crate::framework::node_memo::{Memos, NodeMemo, Totals};
+use crate::framework::node_memo::{Memos, NodeMemo, Totals, fold_counted};
 use crate::framework::selector::{CompiledNodeSelector, Op, Requirement, Selector};
 use crate::framework::types::tolerations_tolerate;
 use crate::framework::*;
@@ -77,16 +77,7 @@ impl Totals<NodeCounts> for SpreadTotals {
         }
         for (i, d) in per.iter().enumerate() {
             let Some((domain, count)) = d else { continue };
-            let e = self.0[i].entry(domain.clone()).or_insert((0, 0));
-            if sign > 0 {
-                e.0 += 1;
-            } else {
-                e.0 -= 1;
-            }
-            e.1 += sign * count;
-            if e.0 == 0 {
-                self.0[i].remove(domain);
-            }
+            fold_counted(&mut self.0[i], domain, *count, sign);
         }
     }
 }
