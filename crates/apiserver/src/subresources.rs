@@ -214,95 +214,78 @@ async fn scale(
 ) -> Result<Response<Body>, ApiError> {
     let info = rr.info;
     let mut ctx = ctx(call)?;
-    // A patch that does not pin a resourceVersion is applied to the latest object and
-    // retried when a controller wrote in between, as upstream's patcher does; an update
-    // carries its own resourceVersion (or none: unconditional).
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    // As upstream's scale storage does inside GuaranteedUpdate: each attempt applies the
+    // request to the latest object and writes it on condition that the object is unchanged;
+    // a write in between (a controller's status) makes it try again on the new object, unless
+    // the client named a resourceVersion itself, which then has to match.
+    for _ in 0..16 {
         let parent = srv
             .registry
             .get(info, &rr.namespace, &rr.name, None)
             .await?;
-        match scale_once(srv, &mut ctx, call, rr, &body, parent).await {
-            Err(e)
-                if e.reason == ferrokube_api::error::Reason::Conflict
-                    && rr.verb == "patch"
-                    && attempts < 16
-                    && !patch_pins_version(call, &body) =>
-            {
-                continue;
+        let current = scale_of(info, &parent);
+        let wanted = match rr.verb {
+            "get" => return Ok(response::json_value(StatusCode::OK, &current)),
+            "update" => decode_body(&call.headers, &body)?,
+            "patch" => {
+                let ty = ferrokube_api::schema::kind_type("autoscaling", "v1", "Scale");
+                ferrokube_api::patch::apply(patch_type(call)?, &current, &body, ty)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?
             }
-            r => return r,
+            _ => return Err(ApiError::method_not_allowed()),
+        };
+        let replicas = match wanted.pointer("/spec/replicas") {
+            None => 0,
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
+        };
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                &rr.name,
+                &[ferrokube_api::FieldError::invalid(
+                    "spec.replicas",
+                    replicas,
+                    "must be greater than or equal to 0",
+                )],
+            ));
         }
-    }
-}
-
-/// Whether a patch body sets metadata.resourceVersion (then a conflict is the caller's).
-fn patch_pins_version(call: &Call, body: &Bytes) -> bool {
-    let empty = json!({"metadata": {}});
-    let ty = ferrokube_api::schema::kind_type("autoscaling", "v1", "Scale");
-    match patch_type(call) {
-        Ok(pt) => ferrokube_api::patch::apply(pt, &empty, body, ty)
-            .map(|v| !object::resource_version(&v).is_empty())
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
-async fn scale_once(
-    srv: &Arc<ApiServer>,
-    ctx: &mut crate::registry::WriteCtx,
-    call: &Call,
-    rr: &ResourceRequest,
-    body: &Bytes,
-    parent: Value,
-) -> Result<Response<Body>, ApiError> {
-    let info = rr.info;
-    let current = scale_of(info, &parent);
-    let wanted = match rr.verb {
-        "get" => return Ok(response::json_value(StatusCode::OK, &current)),
-        "update" => decode_body(&call.headers, body)?,
-        "patch" => {
-            let ty = ferrokube_api::schema::kind_type("autoscaling", "v1", "Scale");
-            ferrokube_api::patch::apply(patch_type(call)?, &current, body, ty)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-        }
-        _ => return Err(ApiError::method_not_allowed()),
-    };
-    let replicas = match wanted.pointer("/spec/replicas") {
-        None => 0,
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
-    };
-    if replicas < 0 {
-        return Err(ApiError::invalid(
-            "autoscaling",
-            "Scale",
-            &rr.name,
-            &[ferrokube_api::FieldError::invalid(
-                "spec.replicas",
-                replicas,
-                "must be greater than or equal to 0",
-            )],
-        ));
-    }
-    let mut obj = parent;
-    obj["spec"]["replicas"] = json!(replicas);
-    let rv = object::resource_version(&wanted).to_string();
-    if rv.is_empty() {
-        object::remove_meta(&mut obj, "resourceVersion");
-    } else {
+        // A patch carries the current resourceVersion unless it sets one of its own.
+        let asked = object::resource_version(&wanted).to_string();
+        let pinned = if rr.verb == "patch" {
+            asked != object::resource_version(&current)
+        } else {
+            !asked.is_empty()
+        };
+        let rv = if pinned {
+            asked
+        } else {
+            object::resource_version(&parent).to_string()
+        };
+        let mut obj = parent;
+        obj["spec"]["replicas"] = json!(replicas);
         object::set_meta(&mut obj, "resourceVersion", rv);
+        match srv
+            .registry
+            .update(&mut ctx, info, &rr.namespace, &rr.name, "", obj)
+            .await
+        {
+            Err(e) if e.reason == ferrokube_api::error::Reason::Conflict && !pinned => continue,
+            r => {
+                let (updated, _) = r?;
+                return Ok(response::json_value(
+                    StatusCode::OK,
+                    &scale_of(info, &updated),
+                ));
+            }
+        }
     }
-    let (updated, _) = srv
-        .registry
-        .update(ctx, info, &rr.namespace, &rr.name, "", obj)
-        .await?;
-    Ok(response::json_value(
-        StatusCode::OK,
-        &scale_of(info, &updated),
+    Err(ApiError::conflict_modified(
+        info.group,
+        info.resource,
+        &rr.name,
     ))
 }
 

@@ -70,6 +70,18 @@ impl Api {
         .await
     }
 
+    async fn merge_patch(&self, path: &str, body: Value) -> Resp {
+        self.raw(
+            Method::PATCH,
+            path,
+            "application/merge-patch+json",
+            "",
+            serde_json::to_vec(&body).unwrap(),
+            Some(admin()),
+        )
+        .await
+    }
+
     async fn raw(
         &self,
         method: Method,
@@ -829,6 +841,49 @@ async fn scale_subresource_reads_and_writes_replicas() {
         )
         .await;
     assert_eq!(p.body["spec"]["replicas"], 7);
+}
+
+#[tokio::test]
+async fn scale_writes_follow_the_latest_object_unless_a_resource_version_is_named() {
+    let a = api().await;
+    let d = json!({"metadata": {"name": "d"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    let path = "/apis/apps/v1/namespaces/default/deployments/d";
+    a.req(
+        Method::POST,
+        "/apis/apps/v1/namespaces/default/deployments",
+        Some(d),
+    )
+    .await;
+    let scale = format!("{path}/scale");
+    let seen = a.req(Method::GET, &scale, None).await.body;
+    let old_rv = seen["metadata"]["resourceVersion"].clone();
+    // Someone else writes the Deployment after the Scale was read.
+    a.merge_patch(path, json!({"metadata": {"labels": {"team": "x"}}}))
+        .await;
+    // Naming the old resourceVersion is a conflict, by update and by patch.
+    let mut stale = seen.clone();
+    stale["spec"]["replicas"] = json!(3);
+    let r = a.req(Method::PUT, &scale, Some(stale.clone())).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let pinned = json!({"metadata": {"resourceVersion": old_rv}, "spec": {"replicas": 3}});
+    let r = a.merge_patch(&scale, pinned).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    // Without one, the write lands on the latest object and keeps the other write.
+    stale["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let r = a.req(Method::PUT, &scale, Some(stale)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["spec"]["replicas"], 3);
+    let r = a
+        .merge_patch(&scale, json!({"spec": {"replicas": 5}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let got = a.req(Method::GET, path, None).await.body;
+    assert_eq!(got["spec"]["replicas"], 5);
+    assert_eq!(got["metadata"]["labels"]["team"], "x");
 }
 
 #[tokio::test]

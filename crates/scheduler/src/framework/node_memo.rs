@@ -41,7 +41,7 @@ pub fn fold_counted<K: Hash + Eq + Clone>(
 }
 
 /// Each node's part, as computed from the `NodeInfo` it holds.
-pub struct NodeMemo<T> {
+struct NodeMemo<T> {
     nodes: Vec<(Arc<NodeInfo>, T)>,
 }
 
@@ -54,7 +54,7 @@ impl<T> Default for NodeMemo<T> {
 impl<T> NodeMemo<T> {
     /// Brings `totals` up to `nodes`: parts are computed again only for nodes that changed,
     /// or for all of them when nodes were added, removed or reordered.
-    pub fn refresh<A: Totals<T>>(
+    fn refresh<A: Totals<T>>(
         &mut self,
         nodes: &[Arc<NodeInfo>],
         totals: &mut A,
@@ -90,32 +90,50 @@ impl<T> NodeMemo<T> {
     }
 }
 
-/// Memos by key (what the parts depend on besides the node), the most recently used first.
-pub struct Memos<M> {
-    entries: Vec<(String, M)>,
+/// Per-node parts and their totals, kept per key (what the parts depend on besides the node:
+/// the incoming pod's shape), the most recently used first; at most `kept` keys.
+pub struct Memos<T, A> {
+    entries: parking_lot::Mutex<Vec<(String, NodeMemo<T>, A)>>,
     kept: usize,
 }
 
-impl<M: Default> Memos<M> {
+impl<T, A: Totals<T> + Clone + Default> Memos<T, A> {
     pub fn new(kept: usize) -> Self {
         Memos {
-            entries: Vec::new(),
+            entries: parking_lot::Mutex::new(Vec::new()),
             kept: kept.max(1),
         }
     }
 
-    /// The memo for `key`, created empty if it is not kept.
-    pub fn get(&mut self, key: String) -> &mut M {
-        match self.entries.iter().position(|(k, _)| *k == key) {
+    /// The totals of `compute` over `nodes`. With a key, from the memo of that key, brought up
+    /// to date by computing only changed nodes; without one (the parts depend on more than the
+    /// nodes show), computed afresh.
+    pub fn totals(
+        &self,
+        key: Option<String>,
+        nodes: &[Arc<NodeInfo>],
+        mut compute: impl FnMut(&NodeInfo) -> T,
+    ) -> A {
+        let Some(key) = key else {
+            let mut totals = A::default();
+            for n in nodes {
+                totals.apply(&compute(n), 1);
+            }
+            return totals;
+        };
+        let mut entries = self.entries.lock();
+        match entries.iter().position(|(k, _, _)| *k == key) {
             Some(i) => {
-                let e = self.entries.remove(i);
-                self.entries.insert(0, e);
+                let e = entries.remove(i);
+                entries.insert(0, e);
             }
             None => {
-                self.entries.insert(0, (key, M::default()));
-                self.entries.truncate(self.kept);
+                entries.insert(0, (key, NodeMemo::default(), A::default()));
+                entries.truncate(self.kept);
             }
         }
-        &mut self.entries[0].1
+        let (_, memo, totals) = &mut entries[0];
+        memo.refresh(nodes, totals, compute);
+        totals.clone()
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::framework::node_memo::{Memos, NodeMemo, Totals, fold_counted};
+use crate::framework::node_memo::{Memos, Totals, fold_counted};
 use crate::framework::types::AffinityTerm;
 use crate::framework::*;
 
@@ -25,42 +25,57 @@ pub struct InterPodAffinity {
     ignore_preferred_terms_of_existing_pods: bool,
     /// PreFilter's and PreScore's walks over every pod, kept across cycles per incoming pod
     /// shape (namespace, labels, terms), recomputed only for changed nodes.
-    filter_memo: parking_lot::Mutex<Memos<FilterMemo>>,
-    score_memo: parking_lot::Mutex<Memos<ScoreMemo>>,
+    filter_memo: Memos<FilterPart, FilterTotals>,
+    score_memo: Memos<ScorePart, ScoreTotals>,
 }
 
 /// Pod shapes whose walks are kept (the most recently used first).
 const MEMOS_KEPT: usize = 4;
 
-/// One node's bumps of PreFilter's counts: (which count, topology key, value).
-type FilterPart = Vec<(usize, String, String)>;
+/// The three counts of PreFilter.
+#[derive(Clone, Copy)]
+enum Which {
+    /// Existing pods whose required anti-affinity selects the incoming pod.
+    ExistingAntiAffinity,
+    /// Existing pods that satisfy all of the incoming pod's required affinity terms.
+    Affinity,
+    /// Existing pods the incoming pod's required anti-affinity selects.
+    AntiAffinity,
+}
 
-#[derive(Default)]
-struct FilterTotals([Counts; 3]);
+/// Bumps of PreFilter's counts: (which count, topology key, value).
+type FilterPart = Vec<(Which, String, String)>;
+
+/// PreFilter's counts by (topology key, value).
+#[derive(Clone, Default)]
+struct FilterTotals {
+    existing_anti_affinity: Counts,
+    affinity: Counts,
+    anti_affinity: Counts,
+}
 
 impl Totals<FilterPart> for FilterTotals {
     fn clear(&mut self) {
-        self.0 = Default::default();
+        *self = Self::default();
     }
 
     fn apply(&mut self, part: &FilterPart, sign: i64) {
         for (which, key, value) in part {
-            bump(&mut self.0[*which], key, value, sign);
+            let counts = match which {
+                Which::ExistingAntiAffinity => &mut self.existing_anti_affinity,
+                Which::Affinity => &mut self.affinity,
+                Which::AntiAffinity => &mut self.anti_affinity,
+            };
+            bump(counts, key, value, sign);
         }
     }
-}
-
-#[derive(Default)]
-struct FilterMemo {
-    nodes: NodeMemo<FilterPart>,
-    totals: FilterTotals,
 }
 
 /// One node's additions to PreScore's scores: (topology key, value, weight).
 type ScorePart = Vec<(String, String, i64)>;
 
 /// topology key -> value -> (additions, summed weight); an entry lives while any addition does.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct ScoreTotals(HashMap<String, HashMap<String, (usize, i64)>>);
 
 impl Totals<ScorePart> for ScoreTotals {
@@ -77,12 +92,6 @@ impl Totals<ScorePart> for ScoreTotals {
             }
         }
     }
-}
-
-#[derive(Default)]
-struct ScoreMemo {
-    nodes: NodeMemo<ScorePart>,
-    totals: ScoreTotals,
 }
 
 /// What the walks depend on besides the nodes: the incoming pod's namespace, its labels, its
@@ -120,9 +129,7 @@ impl Plugin for InterPodAffinity {
 
 #[derive(Clone)]
 struct PreFilterState {
-    existing_anti_affinity: Counts,
-    affinity: Counts,
-    anti_affinity: Counts,
+    counts: FilterTotals,
     ns_labels: Option<BTreeMap<String, String>>,
 }
 
@@ -136,39 +143,52 @@ fn bump(m: &mut Counts, key: &str, value: &str, by: i64) {
 }
 
 impl InterPodAffinity {
-    /// One node's bumps of PreFilter's counts for `pod`: existing pods' required
-    /// anti-affinity that selects it (0), its required affinity satisfied by existing pods (1),
-    /// its required anti-affinity selecting existing pods (2).
+    /// What `other`, on a node with `labels`, adds to PreFilter's counts for `pod`.
+    fn pod_bumps(
+        &self,
+        out: &mut FilterPart,
+        pod: &PodInfo,
+        ns_labels: Option<&BTreeMap<String, String>>,
+        other: &PodInfo,
+        labels: &BTreeMap<String, String>,
+    ) {
+        for t in &other.required_anti_affinity {
+            if let Some(v) = labels.get(&t.topology_key)
+                && self.term_matches(t, pod, ns_labels)
+            {
+                out.push((
+                    Which::ExistingAntiAffinity,
+                    t.topology_key.clone(),
+                    v.clone(),
+                ));
+            }
+        }
+        if self.all_terms_match(&pod.required_affinity, other) {
+            for t in &pod.required_affinity {
+                if let Some(v) = labels.get(&t.topology_key) {
+                    out.push((Which::Affinity, t.topology_key.clone(), v.clone()));
+                }
+            }
+        }
+        for t in &pod.required_anti_affinity {
+            if let Some(v) = labels.get(&t.topology_key)
+                && self.term_matches(t, other, None)
+            {
+                out.push((Which::AntiAffinity, t.topology_key.clone(), v.clone()));
+            }
+        }
+    }
+
+    /// Every pod on `n`, for PreFilter's counts.
     fn filter_part(
         &self,
         pod: &PodInfo,
         ns_labels: Option<&BTreeMap<String, String>>,
         n: &NodeInfo,
     ) -> FilterPart {
-        let labels = n.labels();
         let mut part = Vec::new();
         for existing in &n.pods {
-            for t in &existing.required_anti_affinity {
-                if let Some(v) = labels.get(&t.topology_key)
-                    && self.term_matches(t, pod, ns_labels)
-                {
-                    part.push((0, t.topology_key.clone(), v.clone()));
-                }
-            }
-            if self.all_terms_match(&pod.required_affinity, existing) {
-                for t in &pod.required_affinity {
-                    if let Some(v) = labels.get(&t.topology_key) {
-                        part.push((1, t.topology_key.clone(), v.clone()));
-                    }
-                }
-            }
-            for t in &pod.required_anti_affinity {
-                if let Some(v) = labels.get(&t.topology_key)
-                    && self.term_matches(t, existing, None)
-                {
-                    part.push((2, t.topology_key.clone(), v.clone()));
-                }
-            }
+            self.pod_bumps(&mut part, pod, ns_labels, existing, n.labels());
         }
         part
     }
@@ -205,28 +225,9 @@ impl InterPodAffinity {
         node: &NodeInfo,
         by: i64,
     ) {
-        let labels = node.labels();
-        for t in &other.required_anti_affinity {
-            if let Some(v) = labels.get(&t.topology_key)
-                && self.term_matches(t, pod, s.ns_labels.as_ref())
-            {
-                bump(&mut s.existing_anti_affinity, &t.topology_key, v, by);
-            }
-        }
-        if self.all_terms_match(&pod.required_affinity, other) {
-            for t in &pod.required_affinity {
-                if let Some(v) = labels.get(&t.topology_key) {
-                    bump(&mut s.affinity, &t.topology_key, v, by);
-                }
-            }
-        }
-        for t in &pod.required_anti_affinity {
-            if let Some(v) = labels.get(&t.topology_key)
-                && self.term_matches(t, other, None)
-            {
-                bump(&mut s.anti_affinity, &t.topology_key, v, by);
-            }
-        }
+        let mut part = Vec::new();
+        self.pod_bumps(&mut part, pod, s.ns_labels.as_ref(), other, node.labels());
+        s.counts.apply(&part, by);
     }
 }
 
@@ -238,59 +239,30 @@ impl PreFilterPlugin for InterPodAffinity {
         snapshot: &Snapshot,
     ) -> (Option<PreFilterResult>, Status) {
         let ns_labels = self.ns_labels(pod.namespace());
-        let mut s = PreFilterState {
-            existing_anti_affinity: Counts::new(),
-            affinity: Counts::new(),
-            anti_affinity: Counts::new(),
-            ns_labels,
-        };
-        if pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
+        let counts = if pod.required_affinity.is_empty() && pod.required_anti_affinity.is_empty() {
             // Only existing pods' required anti-affinity can matter: walk the nodes that have
             // such pods.
+            let mut counts = FilterTotals::default();
             for n in snapshot.nodes_with_required_anti_affinity() {
-                let labels = n.labels();
-                for existing in &n.pods {
-                    for t in &existing.required_anti_affinity {
-                        if let Some(v) = labels.get(&t.topology_key)
-                            && self.term_matches(t, pod, s.ns_labels.as_ref())
-                        {
-                            bump(&mut s.existing_anti_affinity, &t.topology_key, v, 1);
-                        }
-                    }
-                }
+                counts.apply(&self.filter_part(pod, ns_labels.as_ref(), n), 1);
             }
-            if s.existing_anti_affinity.is_empty() {
+            if counts.existing_anti_affinity.is_empty() {
                 return (None, Status::skip());
             }
+            counts
         } else {
             let key = memo_key(
                 pod,
-                s.ns_labels.as_ref(),
+                ns_labels.as_ref(),
                 pod.required_affinity
                     .iter()
                     .chain(&pod.required_anti_affinity),
             );
-            let [existing, affinity, anti] = match key {
-                Some(key) => {
-                    let mut memos = self.filter_memo.lock();
-                    let m = memos.get(key);
-                    m.nodes.refresh(&snapshot.nodes, &mut m.totals, |n| {
-                        self.filter_part(pod, s.ns_labels.as_ref(), n)
-                    });
-                    m.totals.0.clone()
-                }
-                None => {
-                    let mut totals = FilterTotals::default();
-                    for n in &snapshot.nodes {
-                        totals.apply(&self.filter_part(pod, s.ns_labels.as_ref(), n), 1);
-                    }
-                    totals.0
-                }
-            };
-            s.existing_anti_affinity = existing;
-            s.affinity = affinity;
-            s.anti_affinity = anti;
-        }
+            self.filter_memo.totals(key, &snapshot.nodes, |n| {
+                self.filter_part(pod, ns_labels.as_ref(), n)
+            })
+        };
+        let s = PreFilterState { counts, ns_labels };
         state.write(PRE_FILTER_KEY, s);
         (None, Status::success())
     }
@@ -341,7 +313,8 @@ impl FilterPlugin for InterPodAffinity {
         for t in &pod.required_affinity {
             match labels.get(&t.topology_key) {
                 Some(v) => {
-                    if s.affinity
+                    if s.counts
+                        .affinity
                         .get(&(t.topology_key.clone(), v.clone()))
                         .copied()
                         .unwrap_or(0)
@@ -355,14 +328,15 @@ impl FilterPlugin for InterPodAffinity {
         }
         // With no matching pod anywhere, only a pod matching its own terms may start a group.
         if !(pods_exist
-            || (s.affinity.is_empty() && self.all_terms_match(&pod.required_affinity, pod)))
+            || (s.counts.affinity.is_empty() && self.all_terms_match(&pod.required_affinity, pod)))
         {
             return Status::unresolvable(ERR_REASON_AFFINITY);
         }
-        if !s.anti_affinity.is_empty() {
+        if !s.counts.anti_affinity.is_empty() {
             for t in &pod.required_anti_affinity {
                 if let Some(v) = labels.get(&t.topology_key)
-                    && s.anti_affinity
+                    && s.counts
+                        .anti_affinity
                         .get(&(t.topology_key.clone(), v.clone()))
                         .copied()
                         .unwrap_or(0)
@@ -372,9 +346,10 @@ impl FilterPlugin for InterPodAffinity {
                 }
             }
         }
-        if !s.existing_anti_affinity.is_empty() {
+        if !s.counts.existing_anti_affinity.is_empty() {
             for (k, v) in labels {
-                if s.existing_anti_affinity
+                if s.counts
+                    .existing_anti_affinity
                     .get(&(k.clone(), v.clone()))
                     .copied()
                     .unwrap_or(0)
@@ -493,23 +468,10 @@ impl PreScorePlugin for InterPodAffinity {
                     .chain(&pod.preferred_anti_affinity)
                     .map(|t| &t.term),
             );
-            match key {
-                Some(key) => {
-                    let mut memos = self.score_memo.lock();
-                    let m = memos.get(key);
-                    m.nodes.refresh(&snapshot.nodes, &mut m.totals, |n| {
-                        self.score_part(pod, ns_labels.as_ref(), n)
-                    });
-                    totals_to_scores(&m.totals)
-                }
-                None => {
-                    let mut totals = ScoreTotals::default();
-                    for n in &snapshot.nodes {
-                        totals.apply(&self.score_part(pod, ns_labels.as_ref(), n), 1);
-                    }
-                    totals_to_scores(&totals)
-                }
-            }
+            let totals = self.score_memo.totals(key, &snapshot.nodes, |n| {
+                self.score_part(pod, ns_labels.as_ref(), n)
+            });
+            totals_to_scores(&totals)
         } else {
             let mut totals = ScoreTotals::default();
             for n in snapshot.nodes_with_affinity() {
@@ -583,8 +545,8 @@ pub fn new(args: &serde_json::Value, handle: &Arc<Handle>) -> Result<PluginInsta
             .get("ignorePreferredTermsOfExistingPods")
             .and_then(|v| v.as_bool())
             .unwrap_or(false),
-        filter_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
-        score_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
+        filter_memo: Memos::new(MEMOS_KEPT),
+        score_memo: Memos::new(MEMOS_KEPT),
     });
     Ok(PluginInstance {
         pre_filter: Some(p.clone()),
@@ -615,8 +577,8 @@ mod tests {
             listers: Listers::detached(),
             hard_pod_affinity_weight: 1,
             ignore_preferred_terms_of_existing_pods: false,
-            filter_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
-            score_memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
+            filter_memo: Memos::new(MEMOS_KEPT),
+            score_memo: Memos::new(MEMOS_KEPT),
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Taint, TopologySpreadConstraint};
 
-use crate::framework::node_memo::{Memos, NodeMemo, Totals, fold_counted};
+use crate::framework::node_memo::{Memos, Totals, fold_counted};
 use crate::framework::selector::{CompiledNodeSelector, Op, Requirement, Selector};
 use crate::framework::types::tolerations_tolerate;
 use crate::framework::*;
@@ -41,7 +41,7 @@ pub struct PodTopologySpread {
     default_constraints: Vec<TopologySpreadConstraint>,
     system_defaulted: bool,
     /// PreFilter's counts per set of constraints, kept across cycles.
-    memo: parking_lot::Mutex<Memos<SpreadMemo>>,
+    memo: Memos<NodeCounts, SpreadTotals>,
 }
 
 /// Sets of constraints whose counts are kept (the most recently used first).
@@ -52,17 +52,11 @@ const MEMOS_KEPT: usize = 4;
 /// lacks one of the topology keys.
 type NodeCounts = Option<Vec<Option<(String, i64)>>>;
 
-/// PreFilter's counting for one set of DoNotSchedule constraints of one namespace (and, where
-/// the constraints honour them, one node selector/affinity and one set of tolerations), kept
-/// from one cycle to the next; see [`NodeMemo`].
-#[derive(Default)]
-struct SpreadMemo {
-    nodes: NodeMemo<NodeCounts>,
-    totals: SpreadTotals,
-}
-
-/// Per constraint: domain -> (eligible nodes in it, matching pods in it).
-#[derive(Default)]
+/// PreFilter's counts for one set of DoNotSchedule constraints of one namespace (and, where the
+/// constraints honour them, one node selector/affinity and one set of tolerations), kept from
+/// one cycle to the next in [`Memos`]: per constraint, domain -> (eligible nodes in it,
+/// matching pods in it).
+#[derive(Clone, Default)]
 struct SpreadTotals(Vec<HashMap<String, (usize, i64)>>);
 
 impl Totals<NodeCounts> for SpreadTotals {
@@ -360,21 +354,17 @@ impl PreFilterPlugin for PodTopologySpread {
             return (None, Status::skip());
         }
         let aff = NodeAffinityCheck::of(pod);
-        let counts: Vec<HashMap<String, i64>> = {
-            let mut memos = self.memo.lock();
-            let m = memos.get(spread_memo_key(pod, &constraints));
-            m.nodes.refresh(&snapshot.nodes, &mut m.totals, |n| {
-                node_counts(pod, &constraints, &aff, n)
-            });
-            let mut counts: Vec<HashMap<String, i64>> = m
-                .totals
-                .0
-                .iter()
-                .map(|t| t.iter().map(|(d, (_, c))| (d.clone(), *c)).collect())
-                .collect();
-            counts.resize_with(constraints.len(), HashMap::new);
-            counts
-        };
+        let totals = self.memo.totals(
+            Some(spread_memo_key(pod, &constraints)),
+            &snapshot.nodes,
+            |n| node_counts(pod, &constraints, &aff, n),
+        );
+        let mut counts: Vec<HashMap<String, i64>> = totals
+            .0
+            .iter()
+            .map(|t| t.iter().map(|(d, (_, c))| (d.clone(), *c)).collect())
+            .collect();
+        counts.resize_with(constraints.len(), HashMap::new);
         let mut s = PreFilterState {
             min: vec![0; constraints.len()],
             constraints,
@@ -602,7 +592,7 @@ pub fn new(args: &serde_json::Value, handle: &Arc<Handle>) -> Result<PluginInsta
         listers: handle.listers.clone(),
         default_constraints,
         system_defaulted,
-        memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
+        memo: Memos::new(MEMOS_KEPT),
     });
     Ok(PluginInstance {
         pre_filter: Some(p.clone()),
@@ -633,7 +623,7 @@ mod tests {
             listers: Listers::detached(),
             default_constraints: Vec::new(),
             system_defaulted: false,
-            memo: parking_lot::Mutex::new(Memos::new(MEMOS_KEPT)),
+            memo: Memos::new(MEMOS_KEPT),
         }
     }
 
