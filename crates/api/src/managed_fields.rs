@@ -37,33 +37,31 @@ pub(crate) const IGNORED_METADATA: &[&str] = &[
 impl FieldValues {
     /// The fields of `obj` a manager can own through `subresource` ("" or "status").
     pub fn of(obj: &Value, subresource: &str) -> Self {
-        let ty = schema::kind_type_of(obj);
         let mut out = FieldValues::default();
-        let Some(m) = obj.as_object() else { return out };
-        for (k, v) in m {
-            if !in_scope(k, subresource) {
-                continue;
-            }
-            let f = ty.and_then(|t| t.field(k));
-            let mut path = vec![format!("f:{k}")];
-            if k == "metadata" {
-                out.node(&path, None);
-                if let Some(mm) = v.as_object() {
-                    let meta_ty = f.and_then(FieldSchema::message_type);
-                    for (mk, mv) in mm {
-                        if IGNORED_METADATA.contains(&mk.as_str()) {
-                            continue;
-                        }
-                        path.push(format!("f:{mk}"));
-                        out.walk(&mut path, mv, meta_ty.and_then(|t| t.field(mk)));
-                        path.pop();
-                    }
-                }
-                continue;
-            }
-            out.walk(&mut path, v, f);
-        }
+        out.collect(
+            &mut Vec::new(),
+            obj,
+            Ctx::Root(schema::kind_type_of(obj)),
+            subresource,
+        );
         out
+    }
+
+    /// `v` and everything under it, at `path`.
+    fn collect(&mut self, path: &mut Path, v: &Value, ctx: Ctx, subresource: &str) {
+        match shape(v, ctx, subresource) {
+            Shape::Leaf(leaf) => self.node(path, Some(leaf.cloned().unwrap_or(json!(true)))),
+            Shape::Node(children) => {
+                if !path.is_empty() {
+                    self.node(path, None);
+                }
+                for (seg, x, c) in children {
+                    path.push(seg);
+                    self.collect(path, x, c, subresource);
+                    path.pop();
+                }
+            }
+        }
     }
 
     /// What Go's zero value of the object's type looks like as field paths: fields without
@@ -133,74 +131,6 @@ impl FieldValues {
         self.0.insert(path.clone(), leaf);
     }
 
-    fn walk(&mut self, path: &mut Path, v: &Value, f: Option<&'static FieldSchema>) {
-        match v {
-            Value::Object(m) if m.is_empty() => self.node(path, Some(json!({}))),
-            Value::Object(m) if f.is_some_and(|f| f.cardinality() == Cardinality::Map) => {
-                // A map (labels, annotations, data): the map itself and each key.
-                self.node(path, None);
-                let elem = f.and_then(FieldSchema::message_type);
-                for (k, x) in m {
-                    path.push(format!("f:{k}"));
-                    self.walk_typed(path, x, elem);
-                    path.pop();
-                }
-            }
-            Value::Object(_) => self.walk_typed(path, v, f.and_then(FieldSchema::message_type)),
-            Value::Array(items) if items.is_empty() => self.node(path, Some(json!([]))),
-            Value::Array(items) => {
-                let lt = f.map(FieldSchema::list_type).unwrap_or(ListType::Atomic);
-                let keys: Vec<&str> = match f {
-                    Some(f) if !f.list_map_keys().is_empty() => f.list_map_keys().to_vec(),
-                    Some(f) => f.merge_key().into_iter().collect(),
-                    None => Vec::new(),
-                };
-                let elem = f.and_then(FieldSchema::message_type);
-                match lt {
-                    ListType::Map if !keys.is_empty() => {
-                        self.node(path, None);
-                        for item in items {
-                            path.push(list_item_key(item, &keys));
-                            self.walk_typed(path, item, elem);
-                            path.pop();
-                        }
-                    }
-                    ListType::Set => {
-                        self.node(path, None);
-                        for item in items {
-                            path.push(format!("v:{item}"));
-                            self.node(path, Some(json!(true)));
-                            path.pop();
-                        }
-                    }
-                    _ => self.node(path, Some(v.clone())),
-                }
-            }
-            other => self.node(path, Some(other.clone())),
-        }
-    }
-
-    /// A struct (or a map value, or a list element): the node and its fields; an empty struct
-    /// is a leaf.
-    fn walk_typed(&mut self, path: &mut Path, v: &Value, ty: Option<&'static TypeSchema>) {
-        match v {
-            Value::Object(m) if ty.is_none_or(|t| !t.is_scalar()) => {
-                if m.is_empty() || ty.is_some_and(|t| t.struct_type() == schema::StructType::Atomic)
-                {
-                    self.node(path, Some(v.clone()));
-                    return;
-                }
-                self.node(path, None);
-                for (k, x) in m {
-                    path.push(format!("f:{k}"));
-                    self.walk(path, x, ty.and_then(|t| t.field(k)));
-                    path.pop();
-                }
-            }
-            other => self.node(path, Some(other.clone())),
-        }
-    }
-
     /// Structured-merge-diff's `Added ∪ Modified` from `old` to `self`: nodes absent before, and
     /// leaves whose value changed.
     pub(crate) fn changed_since(&self, old: &FieldValues) -> BTreeSet<Path> {
@@ -222,9 +152,251 @@ impl FieldValues {
             .cloned()
             .collect()
     }
+}
 
-    fn contains(&self, p: &Path) -> bool {
-        self.0.contains_key(p)
+/// The schema a node of an object is read with, which decides how its children are named.
+#[derive(Clone, Copy)]
+enum Ctx {
+    /// The object itself: top-level fields in the write's scope.
+    Root(Option<&'static TypeSchema>),
+    /// `metadata`, without the fields the server owns.
+    Metadata(Option<&'static TypeSchema>),
+    /// The value of a field.
+    Field(Option<&'static FieldSchema>),
+    /// A struct: a map value, a list element, or a field's message.
+    Typed(Option<&'static TypeSchema>),
+    /// A member of a `set` list, whose value is its name.
+    SetItem,
+}
+
+/// A node as field paths see it: a leaf (with its value; None for a set member) or a node with
+/// named children.
+enum Shape<'a> {
+    Leaf(Option<&'a Value>),
+    Node(Vec<(String, &'a Value, Ctx)>),
+}
+
+fn shape<'a>(v: &'a Value, ctx: Ctx, subresource: &str) -> Shape<'a> {
+    let fields = |m: &'a Map<String, Value>, ty: Option<&'static TypeSchema>| {
+        m.iter()
+            .map(|(k, x)| (format!("f:{k}"), x, Ctx::Field(ty.and_then(|t| t.field(k)))))
+            .collect()
+    };
+    match (ctx, v) {
+        (Ctx::SetItem, _) => Shape::Leaf(None),
+        (Ctx::Root(ty), _) => Shape::Node(
+            v.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| in_scope(k, subresource))
+                .map(|(k, x)| {
+                    let f = ty.and_then(|t| t.field(k));
+                    let c = if k == "metadata" {
+                        Ctx::Metadata(f.and_then(FieldSchema::message_type))
+                    } else {
+                        Ctx::Field(f)
+                    };
+                    (format!("f:{k}"), x, c)
+                })
+                .collect(),
+        ),
+        (Ctx::Metadata(ty), _) => Shape::Node(
+            v.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| !IGNORED_METADATA.contains(&k.as_str()))
+                .map(|(k, x)| (format!("f:{k}"), x, Ctx::Field(ty.and_then(|t| t.field(k)))))
+                .collect(),
+        ),
+        (Ctx::Field(_), Value::Object(m)) if m.is_empty() => Shape::Leaf(Some(v)),
+        (Ctx::Field(Some(f)), Value::Object(m)) if f.cardinality() == Cardinality::Map => {
+            // A map (labels, annotations, data): the map itself and each key.
+            let elem = f.message_type();
+            Shape::Node(
+                m.iter()
+                    .map(|(k, x)| (format!("f:{k}"), x, Ctx::Typed(elem)))
+                    .collect(),
+            )
+        }
+        (Ctx::Field(f), Value::Object(_)) => shape(
+            v,
+            Ctx::Typed(f.and_then(FieldSchema::message_type)),
+            subresource,
+        ),
+        (Ctx::Field(f), Value::Array(items)) if !items.is_empty() => {
+            let lt = f.map(FieldSchema::list_type).unwrap_or(ListType::Atomic);
+            let keys: Vec<&str> = match f {
+                Some(f) if !f.list_map_keys().is_empty() => f.list_map_keys().to_vec(),
+                Some(f) => f.merge_key().into_iter().collect(),
+                None => Vec::new(),
+            };
+            let elem = f.and_then(FieldSchema::message_type);
+            match lt {
+                ListType::Map if !keys.is_empty() => Shape::Node(
+                    items
+                        .iter()
+                        .map(|item| (list_item_key(item, &keys), item, Ctx::Typed(elem)))
+                        .collect(),
+                ),
+                ListType::Set => Shape::Node(
+                    items
+                        .iter()
+                        .map(|item| (format!("v:{item}"), item, Ctx::SetItem))
+                        .collect(),
+                ),
+                _ => Shape::Leaf(Some(v)),
+            }
+        }
+        (Ctx::Typed(ty), Value::Object(m)) if ty.is_none_or(|t| !t.is_scalar()) => {
+            // An empty or atomic struct is a leaf.
+            if m.is_empty() || ty.is_some_and(|t| t.struct_type() == schema::StructType::Atomic) {
+                Shape::Leaf(Some(v))
+            } else {
+                Shape::Node(fields(m, ty))
+            }
+        }
+        _ => Shape::Leaf(Some(v)),
+    }
+}
+
+/// Every path of `v` (at `path`) and below, into `out`.
+fn all_paths(path: &mut Path, v: &Value, ctx: Ctx, subresource: &str, out: &mut BTreeSet<Path>) {
+    if !path.is_empty() {
+        out.insert(path.clone());
+    }
+    if let Shape::Node(children) = shape(v, ctx, subresource) {
+        for (seg, x, c) in children {
+            path.push(seg);
+            all_paths(path, x, c, subresource, out);
+            path.pop();
+        }
+    }
+}
+
+/// What `FieldValues::changed_since` and `removed_since` give for `old` -> `new`, found by
+/// walking both objects together and skipping equal subtrees, so a write that changes a few
+/// fields costs a few paths rather than two copies of every path of the object.
+fn diff(
+    path: &mut Path,
+    old: &Value,
+    new: &Value,
+    ctx: Ctx,
+    subresource: &str,
+    changed: &mut BTreeSet<Path>,
+    removed: &mut BTreeSet<Path>,
+) {
+    if old == new {
+        return;
+    }
+    fn children(s: Shape<'_>) -> BTreeMap<String, (&Value, Ctx)> {
+        match s {
+            Shape::Node(c) => c.into_iter().map(|(s, x, c)| (s, (x, c))).collect(),
+            Shape::Leaf(_) => BTreeMap::new(),
+        }
+    }
+    match (shape(old, ctx, subresource), shape(new, ctx, subresource)) {
+        (Shape::Leaf(a), Shape::Leaf(b)) => {
+            if a != b && !path.is_empty() {
+                changed.insert(path.clone());
+            }
+        }
+        (o, n) => {
+            let (old_children, new_children) = (children(o), children(n));
+            for (seg, (x, c)) in &new_children {
+                path.push(seg.clone());
+                match old_children.get(seg) {
+                    Some((ox, _)) => diff(path, ox, x, *c, subresource, changed, removed),
+                    None => all_paths(path, x, *c, subresource, changed),
+                }
+                path.pop();
+            }
+            for (seg, (x, c)) in &old_children {
+                if !new_children.contains_key(seg) {
+                    path.push(seg.clone());
+                    all_paths(path, x, *c, subresource, removed);
+                    path.pop();
+                }
+            }
+        }
+    }
+}
+
+/// The child `seg` of the object `m` read with `ctx`, as `shape` would name it.
+fn field_child<'a>(
+    m: &'a Map<String, Value>,
+    ctx: Ctx,
+    subresource: &str,
+    seg: &str,
+) -> Option<(&'a Value, Ctx)> {
+    let name = seg.strip_prefix("f:")?;
+    let x = m.get(name)?;
+    match ctx {
+        Ctx::SetItem => None,
+        Ctx::Root(ty) => {
+            let f = ty.and_then(|t| t.field(name));
+            match name {
+                _ if !in_scope(name, subresource) => None,
+                "metadata" => Some((x, Ctx::Metadata(f.and_then(FieldSchema::message_type)))),
+                _ => Some((x, Ctx::Field(f))),
+            }
+        }
+        Ctx::Metadata(ty) => (!IGNORED_METADATA.contains(&name))
+            .then(|| (x, Ctx::Field(ty.and_then(|t| t.field(name))))),
+        _ if m.is_empty() => None,
+        Ctx::Field(Some(f)) if f.cardinality() == Cardinality::Map => {
+            Some((x, Ctx::Typed(f.message_type())))
+        }
+        Ctx::Field(f) => field_child(
+            m,
+            Ctx::Typed(f.and_then(FieldSchema::message_type)),
+            subresource,
+            seg,
+        ),
+        Ctx::Typed(ty) => {
+            let leaf =
+                ty.is_some_and(|t| t.is_scalar() || t.struct_type() == schema::StructType::Atomic);
+            (!leaf).then(|| (x, Ctx::Field(ty.and_then(|t| t.field(name)))))
+        }
+    }
+}
+
+/// The paths of `want` (each starting with the `depth` segments that led to `v`) that are
+/// paths of `v`, into `out`; each node on the way is named once.
+fn existing(
+    v: &Value,
+    ctx: Ctx,
+    subresource: &str,
+    depth: usize,
+    want: &[&Path],
+    out: &mut BTreeSet<Path>,
+) {
+    let mut deeper: BTreeMap<&str, Vec<&Path>> = BTreeMap::new();
+    for p in want {
+        match p.get(depth) {
+            None => {
+                out.insert((*p).clone());
+            }
+            Some(seg) => deeper.entry(seg.as_str()).or_default().push(p),
+        }
+    }
+    if deeper.is_empty() {
+        return;
+    }
+    // A struct's or a map's children are looked up by name; only lists need every child named.
+    if let Some(m) = v.as_object() {
+        for (seg, group) in deeper {
+            if let Some((x, c)) = field_child(m, ctx, subresource, seg) {
+                existing(x, c, subresource, depth + 1, &group, out);
+            }
+        }
+        return;
+    }
+    if let Shape::Node(children) = shape(v, ctx, subresource) {
+        for (seg, x, c) in children {
+            if let Some(group) = deeper.get(seg.as_str()) {
+                existing(x, c, subresource, depth + 1, group, out);
+            }
+        }
     }
 }
 
@@ -303,8 +475,12 @@ pub fn to_fields_v1(set: &BTreeSet<Path>) -> Value {
             let obj = entry.as_object_mut().expect("fieldsV1 nodes are objects");
             node = obj;
             if last {
-                // A member that also has children is marked with ".".
-                let has_children = set.iter().any(|q| q.len() > p.len() && q.starts_with(p));
+                // A member that also has children is marked with ".". Paths sort depth-first,
+                // so any child of `p` comes right after it.
+                let has_children = set
+                    .range::<Path, _>((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded))
+                    .next()
+                    .is_some_and(|q| q.starts_with(p));
                 if has_children {
                     node.insert(".".into(), json!({}));
                 }
@@ -348,13 +524,30 @@ pub fn record(
     subresource: &str,
     now: &str,
 ) {
-    let new_fields = FieldValues::of(new, subresource);
-    let old_fields = match old {
-        Some(o) => FieldValues::of(o, subresource),
-        None => FieldValues::zero_of(new, subresource),
+    let root = Ctx::Root(schema::kind_type_of(new));
+    let (changed, removed) = match old {
+        Some(o) => {
+            let (mut changed, mut removed) = (BTreeSet::new(), BTreeSet::new());
+            diff(
+                &mut Vec::new(),
+                o,
+                new,
+                root,
+                subresource,
+                &mut changed,
+                &mut removed,
+            );
+            (changed, removed)
+        }
+        None => {
+            let new_fields = FieldValues::of(new, subresource);
+            let zero = FieldValues::zero_of(new, subresource);
+            (
+                new_fields.changed_since(&zero),
+                new_fields.removed_since(&zero),
+            )
+        }
     };
-    let changed = new_fields.changed_since(&old_fields);
-    let removed = new_fields.removed_since(&old_fields);
     let mut entries: Vec<Value> = new
         .pointer("/metadata/managedFields")
         .or_else(|| old.and_then(|o| o.pointer("/metadata/managedFields")))
@@ -376,10 +569,10 @@ pub fn record(
             mine_time = e.get("time").cloned();
             continue;
         }
-        let mut set = e.get("fieldsV1").map(from_fields_v1).unwrap_or_default();
         let same_subresource =
             e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource;
-        if same_subresource {
+        if same_subresource && !(changed.is_empty() && removed.is_empty()) {
+            let mut set = e.get("fieldsV1").map(from_fields_v1).unwrap_or_default();
             let before = set.len();
             set.retain(|p| !changed.contains(p) && !removed.contains(p));
             if set.is_empty() {
@@ -398,7 +591,16 @@ pub fn record(
     mine.retain(|p| !removed.contains(p));
     mine.extend(changed.iter().cloned());
     // Drop paths no longer in the object at all (e.g. a member whose children vanished).
-    mine.retain(|p| new_fields.contains(p));
+    let mut kept = BTreeSet::new();
+    existing(
+        new,
+        root,
+        subresource,
+        0,
+        &mine.iter().collect::<Vec<_>>(),
+        &mut kept,
+    );
+    let mine = kept;
     let mut out = others;
     if !mine.is_empty() {
         let mut e = Map::new();
@@ -539,6 +741,86 @@ mod tests {
             f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["f:resources"],
             json!({})
         );
+    }
+
+    /// The walk of both objects together finds what comparing every path of both finds.
+    #[test]
+    fn diffing_two_objects_agrees_with_comparing_all_their_paths() {
+        let base = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web", "tier": "a"},
+                         "finalizers": ["x/y"], "resourceVersion": "5"},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}],
+                                     "resources": {"limits": {"cpu": "1"}}}],
+                     "restartPolicy": "Always", "securityContext": {}},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}});
+        let edits: Vec<(&str, fn(&mut Value))> = vec![
+            ("same", |_| {}),
+            ("bind", |p| p["spec"]["nodeName"] = json!("n1")),
+            ("image", |p| {
+                p["spec"]["containers"][0]["image"] = json!("nginx:2")
+            }),
+            ("label gone", |p| {
+                p["metadata"]["labels"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("tier");
+            }),
+            ("labels emptied", |p| p["metadata"]["labels"] = json!({})),
+            ("labels removed", |p| {
+                p["metadata"].as_object_mut().unwrap().remove("labels");
+            }),
+            ("finalizer added", |p| {
+                p["metadata"]["finalizers"] = json!(["x/y", "z"])
+            }),
+            ("rv only", |p| p["metadata"]["resourceVersion"] = json!("6")),
+            ("port", |p| {
+                p["spec"]["containers"][0]["ports"] =
+                    json!([{"containerPort": 81, "protocol": "UDP"}])
+            }),
+            ("second container", |p| {
+                let c = json!({"name": "side", "image": "busybox"});
+                p["spec"]["containers"].as_array_mut().unwrap().push(c);
+            }),
+            ("sc filled", |p| {
+                p["spec"]["securityContext"] = json!({"runAsUser": 1})
+            }),
+            ("limits emptied", |p| {
+                p["spec"]["containers"][0]["resources"] = json!({})
+            }),
+            ("status", |p| {
+                p["status"] = json!({"phase": "Running", "podIP": "10.0.0.1",
+                    "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]})
+            }),
+            ("type changed", |p| {
+                p["spec"]["containers"] = json!({"odd": 1})
+            }),
+        ];
+        for sub in ["", "status"] {
+            for (what, edit) in &edits {
+                let mut new = base.clone();
+                edit(&mut new);
+                let (nf, of) = (FieldValues::of(&new, sub), FieldValues::of(&base, sub));
+                let (mut changed, mut removed) = (BTreeSet::new(), BTreeSet::new());
+                let root = Ctx::Root(schema::kind_type_of(&new));
+                diff(
+                    &mut Vec::new(),
+                    &base,
+                    &new,
+                    root,
+                    sub,
+                    &mut changed,
+                    &mut removed,
+                );
+                assert_eq!(changed, nf.changed_since(&of), "{what} ({sub:?}): changed");
+                assert_eq!(removed, nf.removed_since(&of), "{what} ({sub:?}): removed");
+                // Every path of either object, asked of the new one.
+                let asked: Vec<&Path> = of.0.keys().chain(nf.0.keys()).collect();
+                let mut found = BTreeSet::new();
+                existing(&new, root, sub, 0, &asked, &mut found);
+                let expected: BTreeSet<Path> = nf.0.keys().cloned().collect();
+                assert_eq!(found, expected, "{what} ({sub:?}): existing");
+            }
+        }
     }
 
     #[test]
