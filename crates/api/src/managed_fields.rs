@@ -753,7 +753,8 @@ mod tests {
                                      "resources": {"limits": {"cpu": "1"}}}],
                      "restartPolicy": "Always", "securityContext": {}},
             "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}});
-        let edits: Vec<(&str, fn(&mut Value))> = vec![
+        type Edit = (&'static str, fn(&mut Value));
+        let edits: Vec<Edit> = vec![
             ("same", |_| {}),
             ("bind", |p| p["spec"]["nodeName"] = json!("n1")),
             ("image", |p| {
