@@ -174,6 +174,10 @@ pub struct CycleState {
     data: HashMap<&'static str, Box<dyn StateData>, NameBuildHasher>,
     pub skip_filter: HashSet<&'static str, NameBuildHasher>,
     pub skip_score: HashSet<&'static str, NameBuildHasher>,
+    /// `skip_filter` as one bit per Filter plugin of the framework, in its order, once
+    /// PreFilter has run: Filter runs per node, and a set lookup per node and plugin was a
+    /// tenth of the scheduler's time with 5,000 nodes.
+    pub(crate) filter_skips: Option<u64>,
 }
 
 impl Clone for CycleState {
@@ -186,6 +190,7 @@ impl Clone for CycleState {
                 .collect(),
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
+            filter_skips: self.filter_skips,
         }
     }
 }

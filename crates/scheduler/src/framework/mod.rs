@@ -347,6 +347,13 @@ impl Framework {
                 }
             }
         }
+        state.filter_skips = (self.filter.len() <= 64).then(|| {
+            self.filter
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| state.skip_filter.contains(p.name()))
+                .fold(0u64, |m, (i, _)| m | (1 << i))
+        });
         (result, Status::success(), narrowed_by)
     }
 
@@ -390,8 +397,12 @@ impl Framework {
 
     /// Runs Filter plugins in order; the first that rejects decides.
     pub fn run_filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        for p in &self.filter {
-            if !state.skip_filter.is_empty() && state.skip_filter.contains(p.name()) {
+        for (i, p) in self.filter.iter().enumerate() {
+            let skip = match state.filter_skips {
+                Some(mask) => mask & (1 << i) != 0,
+                None => !state.skip_filter.is_empty() && state.skip_filter.contains(p.name()),
+            };
+            if skip {
                 continue;
             }
             let s = p.filter(state, pod, node);

@@ -33,6 +33,7 @@ pub fn is_scalar_resource_name(name: &str) -> bool {
 
 /// framework.Resource: integer amounts, CPU in millicores.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)] // the amounts first, the rarely used extended resources last
 pub struct Resource {
     pub milli_cpu: i64,
     pub memory: i64,
@@ -420,20 +421,25 @@ pub struct ImageStateSummary {
 }
 
 /// A node and the pods on it.
+///
+/// Filter and Score read a few fields of hundreds of nodes per pod, each node a separate
+/// allocation: those fields come first, in declaration order (`repr(C)`) from a cache-line
+/// boundary, so a node costs two or three cache lines instead of one per field.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct NodeInfo {
-    pub node: Arc<Node>,
     /// `spec.unschedulable` and whether the node has taints, kept here so the filters that
     /// run on every node need not reach into the node object (a cache miss each).
     cordoned: bool,
     tainted: bool,
     pub pods: Vec<Arc<PodInfo>>,
+    pub requested: Resource,
+    pub allocatable: Resource,
+    pub non_zero_requested: Resource,
+    pub node: Arc<Node>,
     /// Pods with any pod (anti-)affinity term, for InterPodAffinity.
     pub pods_with_affinity: usize,
     pub pods_with_required_anti_affinity: usize,
-    pub requested: Resource,
-    pub non_zero_requested: Resource,
-    pub allocatable: Resource,
     pub used_ports: HashSet<HostPort>,
     /// Normalized image name -> size; `num_nodes` is filled in by the snapshot.
     pub image_states: HashMap<String, ImageStateSummary>,
