@@ -469,9 +469,13 @@ impl Scheduler {
         let want = num_feasible_nodes_to_find(fw.percentage_of_nodes_to_score, n);
         let start = self.next_start_node_index.load(Ordering::Relaxed) % n;
         let mut feasible = Vec::with_capacity(want.min(n));
+        // Rejections by node index; named in the diagnosis only if no node fits (a pod that
+        // fits never reads them, and spreading constraints can reject thousands per cycle).
+        let mut rejected: Vec<(usize, Status)> = Vec::new();
         let mut processed = 0;
         for i in 0..n {
-            let node = &nodes[(start + i) % n];
+            let at = (start + i) % n;
+            let node = &nodes[at];
             processed = i + 1;
             let s = fw.run_filter_with_nominated(state, pod, node);
             if s.is_success() {
@@ -480,10 +484,15 @@ impl Scheduler {
                     break;
                 }
             } else if s.is_rejected() {
-                diag.unschedulable_plugins.insert(s.plugin);
-                diag.statuses.map.insert(node.name().to_string(), s);
+                rejected.push((at, s));
             } else {
                 return Err(Failure::Error(s.message()));
+            }
+        }
+        if feasible.is_empty() {
+            for (at, s) in rejected {
+                diag.unschedulable_plugins.insert(s.plugin);
+                diag.statuses.map.insert(nodes[at].name().to_string(), s);
             }
         }
         let total = snap.len().max(1);

@@ -52,6 +52,10 @@ const MEMOS_KEPT: usize = 4;
 /// lacks one of the topology keys.
 type NodeCounts = Option<Vec<Option<(String, i64)>>>;
 
+/// Matching pods per topology value; looked up for every node Filter and Score see, so with
+/// the framework's short-key hasher rather than SipHash.
+type Counts = HashMap<String, i64, NameBuildHasher>;
+
 /// PreFilter's counts for one set of DoNotSchedule constraints of one namespace (and, where the
 /// constraints honour them, one node selector/affinity and one set of tolerations), kept from
 /// one cycle to the next in [`Memos`]: per constraint, domain -> (eligible nodes in it,
@@ -309,9 +313,11 @@ fn compile(
 struct PreFilterState {
     constraints: Vec<Constraint>,
     /// Per constraint: topology value -> matching pods.
-    counts: Vec<HashMap<String, i64>>,
+    counts: Vec<Counts>,
     /// Per constraint: the global minimum over eligible domains.
     min: Vec<i64>,
+    /// Per constraint: 1 if the incoming pod matches its own selector (Filter asks per node).
+    self_match: Vec<i64>,
 }
 
 impl PreFilterState {
@@ -359,14 +365,18 @@ impl PreFilterPlugin for PodTopologySpread {
             &snapshot.nodes,
             |n| node_counts(pod, &constraints, &aff, n),
         );
-        let mut counts: Vec<HashMap<String, i64>> = totals
+        let mut counts: Vec<Counts> = totals
             .0
             .iter()
             .map(|t| t.iter().map(|(d, (_, c))| (d.clone(), *c)).collect())
             .collect();
-        counts.resize_with(constraints.len(), HashMap::new);
+        counts.resize_with(constraints.len(), Counts::default);
         let mut s = PreFilterState {
             min: vec![0; constraints.len()],
+            self_match: constraints
+                .iter()
+                .map(|c| i64::from(c.selector.matches(pod.labels())))
+                .collect(),
             constraints,
             counts,
         };
@@ -405,7 +415,7 @@ impl PreFilterPlugin for PodTopologySpread {
 }
 
 impl FilterPlugin for PodTopologySpread {
-    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo) -> Status {
         let Some(s) = state.read::<PreFilterState>(PRE_FILTER_KEY) else {
             return Status::error(format!(
                 "reading {PRE_FILTER_KEY:?} from cycleState: not found"
@@ -419,7 +429,7 @@ impl FilterPlugin for PodTopologySpread {
             if (s.counts[i].len() as i64) < c.min_domains {
                 min = 0;
             }
-            let self_match = i64::from(c.selector.matches(pod.labels()));
+            let self_match = s.self_match[i];
             let matched = s.counts[i].get(v).copied().unwrap_or(0);
             if matched + self_match - min > c.max_skew {
                 return Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH);
@@ -433,7 +443,7 @@ impl FilterPlugin for PodTopologySpread {
 struct PreScoreState {
     constraints: Vec<Constraint>,
     ignored: HashSet<String>,
-    counts: Vec<HashMap<String, i64>>,
+    counts: Vec<Counts>,
     weights: Vec<f64>,
 }
 
@@ -460,7 +470,7 @@ impl PreScorePlugin for PodTopologySpread {
             .is_some_and(|c| !c.is_empty());
         let require_all = has_own || !self.system_defaulted;
         let mut ignored = HashSet::new();
-        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        let mut counts: Vec<Counts> = vec![Counts::default(); constraints.len()];
         let mut sizes = vec![0usize; constraints.len()];
         for n in feasible {
             if require_all && !node_has_all_keys(n.labels(), &constraints) {
@@ -479,7 +489,10 @@ impl PreScorePlugin for PodTopologySpread {
             }
         }
         let aff = NodeAffinityCheck::of(pod);
-        for n in &snapshot.nodes {
+        // Hostname constraints count each node's own pods in Score; only other topology keys
+        // need every node of the cluster.
+        let all_hostname = constraints.iter().all(|c| c.topology_key == HOSTNAME);
+        for n in snapshot.nodes.iter().filter(|_| !all_hostname) {
             if require_all && !node_has_all_keys(n.labels(), &constraints) {
                 continue;
             }
@@ -523,7 +536,7 @@ impl ScorePlugin for PodTopologySpread {
         let Some(s) = state.read::<PreScoreState>(PRE_SCORE_KEY) else {
             return (0, Status::success());
         };
-        if s.ignored.contains(node.name()) {
+        if !s.ignored.is_empty() && s.ignored.contains(node.name()) {
             return (IGNORED, Status::success());
         }
         let mut score = 0.0;
