@@ -5,6 +5,7 @@
 //! `NodeInfo` on write while the snapshot and the memo still hold the old one, so pointer
 //! identity is a sound test, and holding the `Arc` keeps its address from being reused.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -22,13 +23,17 @@ pub trait Totals<T> {
 /// Adds (`sign` 1) or takes away (`sign` -1) one part's `amount` under `key`, where the entry
 /// counts the parts it holds and goes away with the last one (so an entry exists exactly when
 /// a walk over the nodes would have created it, even if its amounts sum to zero).
-pub fn fold_counted<K: Hash + Eq + Clone>(
-    map: &mut HashMap<K, (usize, i64)>,
-    key: &K,
-    amount: i64,
-    sign: i64,
-) {
-    let e = map.entry(key.clone()).or_insert((0, 0));
+pub fn fold_counted<K, Q>(map: &mut HashMap<K, (usize, i64)>, key: &Q, amount: i64, sign: i64)
+where
+    K: Hash + Eq + Borrow<Q> + for<'a> From<&'a Q>,
+    Q: Hash + Eq + ?Sized,
+{
+    if !map.contains_key(key) {
+        map.insert(K::from(key), (0, 0));
+    }
+    let Some(e) = map.get_mut(key) else {
+        return;
+    };
     if sign > 0 {
         e.0 += 1;
     } else {

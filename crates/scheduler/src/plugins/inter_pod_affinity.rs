@@ -17,7 +17,57 @@ pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affini
 const PRE_FILTER_KEY: &str = "PreFilterInterPodAffinity";
 const PRE_SCORE_KEY: &str = "PreScoreInterPodAffinity";
 
-type Counts = HashMap<(String, String), i64>;
+/// topology key -> value -> V.
+type ByDomain<V> = HashMap<Arc<str>, HashMap<Arc<str>, V>>;
+
+/// (topology key, value) -> count. Nested, so Filter looks counts up by borrowed label strings,
+/// and keyed by shared strings, so the copy each cycle takes from the memo copies no text.
+#[derive(Clone, Default)]
+struct Counts(ByDomain<i64>);
+
+impl Counts {
+    fn get(&self, key: &str, value: &str) -> i64 {
+        self.0
+            .get(key)
+            .and_then(|m| m.get(value))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether one of `labels` has a positive count.
+    fn any_label(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().any(|(k, values)| {
+            labels
+                .get(&**k)
+                .is_some_and(|v| values.get(v.as_str()).is_some_and(|c| *c > 0))
+        })
+    }
+
+    fn bump(&mut self, key: &str, value: &str, by: i64) {
+        if !self.0.contains_key(key) {
+            self.0.insert(Arc::from(key), HashMap::new());
+        }
+        let Some(values) = self.0.get_mut(key) else {
+            return;
+        };
+        match values.get_mut(value) {
+            Some(c) => *c += by,
+            None => {
+                values.insert(Arc::from(value), by);
+            }
+        }
+        if values.get(value) == Some(&0) {
+            values.remove(value);
+        }
+        if values.is_empty() {
+            self.0.remove(key);
+        }
+    }
+}
 
 pub struct InterPodAffinity {
     listers: Listers,
@@ -66,7 +116,7 @@ impl Totals<FilterPart> for FilterTotals {
                 Which::Affinity => &mut self.affinity,
                 Which::AntiAffinity => &mut self.anti_affinity,
             };
-            bump(counts, key, value, sign);
+            counts.bump(key, value, sign);
         }
     }
 }
@@ -76,7 +126,7 @@ type ScorePart = Vec<(String, String, i64)>;
 
 /// topology key -> value -> (additions, summed weight); an entry lives while any addition does.
 #[derive(Clone, Default)]
-struct ScoreTotals(HashMap<String, HashMap<String, (usize, i64)>>);
+struct ScoreTotals(ByDomain<(usize, i64)>);
 
 impl Totals<ScorePart> for ScoreTotals {
     fn clear(&mut self) {
@@ -85,10 +135,15 @@ impl Totals<ScorePart> for ScoreTotals {
 
     fn apply(&mut self, part: &ScorePart, sign: i64) {
         for (key, value, w) in part {
-            let per_key = self.0.entry(key.clone()).or_default();
-            fold_counted(per_key, value, *w, sign);
+            if !self.0.contains_key(key.as_str()) {
+                self.0.insert(Arc::from(key.as_str()), HashMap::new());
+            }
+            let Some(per_key) = self.0.get_mut(key.as_str()) else {
+                continue;
+            };
+            fold_counted(per_key, value.as_str(), *w, sign);
             if per_key.is_empty() {
-                self.0.remove(key);
+                self.0.remove(key.as_str());
             }
         }
     }
@@ -131,15 +186,6 @@ impl Plugin for InterPodAffinity {
 struct PreFilterState {
     counts: FilterTotals,
     ns_labels: Option<BTreeMap<String, String>>,
-}
-
-fn bump(m: &mut Counts, key: &str, value: &str, by: i64) {
-    let k = (key.to_string(), value.to_string());
-    let e = m.entry(k.clone()).or_insert(0);
-    *e += by;
-    if *e == 0 {
-        m.remove(&k);
-    }
 }
 
 impl InterPodAffinity {
@@ -313,13 +359,7 @@ impl FilterPlugin for InterPodAffinity {
         for t in &pod.required_affinity {
             match labels.get(&t.topology_key) {
                 Some(v) => {
-                    if s.counts
-                        .affinity
-                        .get(&(t.topology_key.clone(), v.clone()))
-                        .copied()
-                        .unwrap_or(0)
-                        <= 0
-                    {
+                    if s.counts.affinity.get(&t.topology_key, v) <= 0 {
                         pods_exist = false;
                     }
                 }
@@ -335,29 +375,14 @@ impl FilterPlugin for InterPodAffinity {
         if !s.counts.anti_affinity.is_empty() {
             for t in &pod.required_anti_affinity {
                 if let Some(v) = labels.get(&t.topology_key)
-                    && s.counts
-                        .anti_affinity
-                        .get(&(t.topology_key.clone(), v.clone()))
-                        .copied()
-                        .unwrap_or(0)
-                        > 0
+                    && s.counts.anti_affinity.get(&t.topology_key, v) > 0
                 {
                     return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
                 }
             }
         }
-        if !s.counts.existing_anti_affinity.is_empty() {
-            for (k, v) in labels {
-                if s.counts
-                    .existing_anti_affinity
-                    .get(&(k.clone(), v.clone()))
-                    .copied()
-                    .unwrap_or(0)
-                    > 0
-                {
-                    return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
-                }
-            }
+        if s.counts.existing_anti_affinity.any_label(labels) {
+            return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
         }
         Status::success()
     }
@@ -366,7 +391,7 @@ impl FilterPlugin for InterPodAffinity {
 #[derive(Clone)]
 struct PreScoreState {
     /// topology key -> value -> score
-    scores: HashMap<String, HashMap<String, i64>>,
+    scores: ByDomain<i64>,
 }
 
 impl InterPodAffinity {
@@ -449,7 +474,7 @@ impl PreScorePlugin for InterPodAffinity {
             return Status::skip();
         }
         let ns_labels = self.ns_labels(pod.namespace());
-        let totals_to_scores = |t: &ScoreTotals| -> HashMap<String, HashMap<String, i64>> {
+        let totals_to_scores = |t: &ScoreTotals| -> ByDomain<i64> {
             t.0.iter()
                 .map(|(k, per)| {
                     (
@@ -499,8 +524,8 @@ impl ScorePlugin for InterPodAffinity {
         let labels = node.labels();
         let mut score = 0;
         for (k, values) in &s.scores {
-            if let Some(v) = labels.get(k) {
-                score += values.get(v).copied().unwrap_or(0);
+            if let Some(v) = labels.get(&**k) {
+                score += values.get(v.as_str()).copied().unwrap_or(0);
             }
         }
         (score, Status::success())
