@@ -4,7 +4,8 @@
 //! (no registry: nothing leaves the machine). Seen through the real kubectl 1.33 (WebSocket
 //! streaming) and 1.27 (SPDY): run, get, logs, exec (output, stdin, exit codes), port-forward,
 //! delete, CrashLoopBackOff, configMap/secret/emptyDir and the service account's projected
-//! token volume.
+//! token volume; init containers, env from ConfigMap/Secret/fieldRef/resourceFieldRef and
+//! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes.
 //!
 //! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
 //! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
@@ -924,6 +925,216 @@ fn containers_are_killed_probed_and_streamed_as_upstream() {
         took >= Duration::from_secs(3) && took < Duration::from_secs(25),
         "deleting a pod that ignores TERM with a 3 s grace period took {took:?}"
     );
+}
+
+const WIRED_POD: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  color: blue
+  size: large
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  password: s3cr3t
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: wired
+  labels:
+    app: wired
+    tier: demo
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: work
+    emptyDir: {}
+  - name: podinfo
+    downwardAPI:
+      items:
+      - path: labels
+        fieldRef:
+          fieldPath: metadata.labels
+      - path: cpu_limit
+        resourceFieldRef:
+          containerName: main
+          resource: limits.cpu
+          divisor: 1m
+  initContainers:
+  - name: first
+    image: busybox:1.35
+    command: ["sh", "-c", "echo first > /work/order"]
+    volumeMounts:
+    - name: work
+      mountPath: /work
+  - name: second
+    image: busybox:1.35
+    command: ["sh", "-c", "echo second >> /work/order"]
+    volumeMounts:
+    - name: work
+      mountPath: /work
+  containers:
+  - name: main
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    resources:
+      limits:
+        cpu: 250m
+        memory: 64Mi
+    env:
+    - name: COLOR
+      valueFrom:
+        configMapKeyRef:
+          name: settings
+          key: color
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: creds
+          key: password
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    - name: SCHEDULED_ON
+      valueFrom:
+        fieldRef:
+          fieldPath: spec.nodeName
+    - name: POD_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.podIP
+    - name: MEM_LIMIT
+      valueFrom:
+        resourceFieldRef:
+          resource: limits.memory
+          divisor: 1Mi
+    envFrom:
+    - prefix: CFG_
+      configMapRef:
+        name: settings
+    lifecycle:
+      postStart:
+        exec:
+          command: ["sh", "-c", "echo started > /work/poststart"]
+    volumeMounts:
+    - name: work
+      mountPath: /work
+    - name: podinfo
+      mountPath: /etc/podinfo
+  - name: web
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /work & while true; do sleep 1; done"]
+    readinessProbe:
+      httpGet:
+        path: /order
+        port: 8080
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket:
+        port: 8080
+      periodSeconds: 1
+    volumeMounts:
+    - name: work
+      mountPath: /work
+"#;
+
+/// Init containers in order before the app containers, every env source, the downward API
+/// volume and a postStart hook, checked from inside the container; httpGet readiness and
+/// tcpSocket liveness probes that pass.
+#[test]
+fn init_containers_env_sources_downward_api_and_hooks_reach_the_container() {
+    let mut node = Node::start();
+    let k = node.kubectl("1.33");
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &WIRED_POD.replace("NODE", &node.name),
+    );
+    let ip = wait_running(&k, "wired");
+    let init = k.ok(&[
+        "get",
+        "pod",
+        "wired",
+        "-o",
+        "jsonpath={range .status.initContainerStatuses[*]}{.name}={.state.terminated.reason}/{.state.terminated.exitCode} {end}",
+    ]);
+    assert_eq!(init, "first=Completed/0 second=Completed/0 ");
+    assert_eq!(
+        k.ok(&["exec", "wired", "-c", "main", "--", "cat", "/work/order"]),
+        "first\nsecond\n"
+    );
+    let env = k.ok(&[
+        "exec",
+        "wired",
+        "-c",
+        "main",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$COLOR|$PASSWORD|$POD_NAME|$SCHEDULED_ON|$POD_IP|$MEM_LIMIT|$CFG_color|$CFG_size\"",
+    ]);
+    assert_eq!(
+        env,
+        format!("blue|s3cr3t|wired|{}|{ip}|64|blue|large\n", node.name)
+    );
+    let labels = k.ok(&[
+        "exec",
+        "wired",
+        "-c",
+        "main",
+        "--",
+        "cat",
+        "/etc/podinfo/labels",
+    ]);
+    assert!(
+        labels.contains("app=\"wired\"") && labels.contains("tier=\"demo\""),
+        "{labels:?}"
+    );
+    assert_eq!(
+        k.ok(&[
+            "exec",
+            "wired",
+            "-c",
+            "main",
+            "--",
+            "cat",
+            "/etc/podinfo/cpu_limit"
+        ]),
+        "250"
+    );
+    assert_eq!(
+        k.ok(&[
+            "exec",
+            "wired",
+            "-c",
+            "main",
+            "--",
+            "cat",
+            "/work/poststart"
+        ]),
+        "started\n"
+    );
+    eventually(
+        "wired to become Ready through its httpGet probe",
+        Duration::from_secs(30),
+        || (ready_column(&k, "wired")? == "2/2").then_some(()),
+    );
+    let restarts = k.ok(&[
+        "get",
+        "pod",
+        "wired",
+        "-o",
+        "jsonpath={.status.containerStatuses[?(@.name==\"web\")].restartCount}",
+    ]);
+    assert_eq!(restarts, "0", "the tcpSocket liveness probe passes");
+    node.stop();
 }
 
 fn python() -> PathBuf {
