@@ -5,7 +5,8 @@
 //! streaming) and 1.27 (SPDY): run, get, logs, exec (output, stdin, exit codes), port-forward,
 //! delete, CrashLoopBackOff, configMap/secret/emptyDir and the service account's projected
 //! token volume; init containers, env from ConfigMap/Secret/fieldRef/resourceFieldRef and
-//! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes.
+//! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes;
+//! securityContext and hostNetwork.
 //!
 //! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
 //! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
@@ -1134,6 +1135,88 @@ fn init_containers_env_sources_downward_api_and_hooks_reach_the_container() {
         "jsonpath={.status.containerStatuses[?(@.name==\"web\")].restartCount}",
     ]);
     assert_eq!(restarts, "0", "the tcpSocket liveness probe passes");
+    node.stop();
+}
+
+const CONFINED_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: confined
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 2
+  securityContext:
+    runAsUser: 1000
+    runAsGroup: 3000
+  containers:
+  - name: app
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities:
+        drop: ["ALL"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: on-host
+spec:
+  nodeName: NODE
+  hostNetwork: true
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; mkdir -p /tmp/www; echo on the host > /tmp/www/index.html; httpd -f -p HOSTPORT -h /tmp/www & while true; do sleep 1; done"]
+"#;
+
+/// securityContext (user, group, read-only root, dropped capabilities) and hostNetwork, seen
+/// from inside the containers and from the host.
+#[test]
+fn security_context_and_host_network_apply_to_the_containers() {
+    let mut node = Node::start();
+    let k = node.kubectl("1.33");
+    let port = free_port();
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &CONFINED_PODS
+            .replace("NODE", &node.name)
+            .replace("HOSTPORT", &port.to_string()),
+    );
+    wait_running(&k, "confined");
+    assert_eq!(
+        k.ok(&["exec", "confined", "--", "sh", "-c", "id -u; id -g"]),
+        "1000\n3000\n"
+    );
+    let r = k.run(&["exec", "confined", "--", "touch", "/written"]);
+    assert_ne!(r.status.code(), Some(0), "the root filesystem is writable");
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
+    let caps = k.ok(&[
+        "exec",
+        "confined",
+        "--",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        caps.split_whitespace().last(),
+        Some("0000000000000000"),
+        "{caps}"
+    );
+
+    let ip = wait_running(&k, "on-host");
+    let host_ip = k.ok(&["get", "pod", "on-host", "-o", "jsonpath={.status.hostIP}"]);
+    assert_eq!(ip, host_ip, "a hostNetwork pod has the node's address");
+    let page = eventually(
+        "the hostNetwork pod to answer on the host's loopback",
+        Duration::from_secs(20),
+        || http_get(&format!("127.0.0.1:{port}")).filter(|p| p.contains("200 OK")),
+    );
+    assert!(page.contains("on the host"), "{page}");
     node.stop();
 }
 
