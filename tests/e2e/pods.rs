@@ -6,7 +6,7 @@
 //! delete, CrashLoopBackOff, configMap/secret/emptyDir and the service account's projected
 //! token volume; init containers, env from ConfigMap/Secret/fieldRef/resourceFieldRef and
 //! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes;
-//! securityContext and hostNetwork.
+//! securityContext and hostNetwork; hostPath DirectoryOrCreate and a preStop hook.
 //!
 //! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
 //! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
@@ -1217,6 +1217,63 @@ fn security_context_and_host_network_apply_to_the_containers() {
         || http_get(&format!("127.0.0.1:{port}")).filter(|p| p.contains("200 OK")),
     );
     assert!(page.contains("on the host"), "{page}");
+    node.stop();
+}
+
+const HOOKED_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hooked
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 10
+  volumes:
+  - name: host
+    hostPath:
+      path: HOSTDIR
+      type: DirectoryOrCreate
+  containers:
+  - name: app
+    image: busybox:1.35
+    command: ["sh", "-c", "echo running > /host/state; trap 'echo got TERM >> /host/state; exit 0' TERM; while true; do sleep 1; done"]
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo preStop ran >> /host/state"]
+    volumeMounts:
+    - name: host
+      mountPath: /host
+"#;
+
+/// A hostPath volume of type DirectoryOrCreate is created on the node, and on deletion the
+/// preStop hook runs before the container gets TERM, both seen in a file on the host.
+#[test]
+fn host_path_volumes_and_pre_stop_hooks_work_on_the_node() {
+    let mut node = Node::start();
+    let k = node.kubectl("1.33");
+    let host_dir = node.dir.join("hostpath/created-by-the-kubelet");
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &HOOKED_POD
+            .replace("NODE", &node.name)
+            .replace("HOSTDIR", &host_dir.display().to_string()),
+    );
+    wait_running(&k, "hooked");
+    let state = host_dir.join("state");
+    eventually(
+        "the container to write into the hostPath",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&state)
+                .ok()
+                .filter(|s| s.starts_with("running"))
+        },
+    );
+    assert!(host_dir.is_dir(), "DirectoryOrCreate made {host_dir:?}");
+    k.ok(&["delete", "pod", "hooked"]);
+    let text = std::fs::read_to_string(&state).unwrap_or_default();
+    assert_eq!(text, "running\npreStop ran\ngot TERM\n", "hook, then TERM");
     node.stop();
 }
 
