@@ -218,6 +218,11 @@ impl Node {
     }
 
     /// `kubectl run` bound to this node (the scheduler is not part of this test).
+    /// `kubectl apply` of `manifest` with its pods placed on this node (`nodeName: NODE`).
+    fn apply(&self, k: &Kubectl, manifest: &str) {
+        k.ok_stdin(&["apply", "-f", "-"], &manifest.replace("NODE", &self.name));
+    }
+
     fn overrides(&self) -> String {
         format!(r#"{{"spec":{{"nodeName":"{}"}}}}"#, self.name)
     }
@@ -552,8 +557,7 @@ fn pods_run_in_real_containers_and_kubectl_reaches_them() {
     }
 
     // configMap, secret and a shared emptyDir, inside the containers.
-    let manifest = VOLUMES_POD.replace("NODE", &node.name);
-    k.ok_stdin(&["apply", "-f", "-"], &manifest);
+    node.apply(&k, VOLUMES_POD);
     wait_running(&k, "two-containers");
     assert_eq!(
         k.ok(&[
@@ -818,10 +822,7 @@ fn containers_are_killed_probed_and_streamed_as_upstream() {
     let node = Node::start();
     let k = node.kubectl("1.33");
     let k27 = node.kubectl("1.27");
-    k.ok_stdin(
-        &["apply", "-f", "-"],
-        &BEHAVIOUR_PODS.replace("NODE", &node.name),
-    );
+    node.apply(&k, BEHAVIOUR_PODS);
     for p in ["counter", "gated", "stubborn", "unhealthy"] {
         wait_running(&k, p);
     }
@@ -1054,10 +1055,7 @@ spec:
 fn init_containers_env_sources_downward_api_and_hooks_reach_the_container() {
     let mut node = Node::start();
     let k = node.kubectl("1.33");
-    k.ok_stdin(
-        &["apply", "-f", "-"],
-        &WIRED_POD.replace("NODE", &node.name),
-    );
+    node.apply(&k, WIRED_POD);
     let ip = wait_running(&k, "wired");
     let init = k.ok(&[
         "get",
@@ -1180,12 +1178,7 @@ fn security_context_and_host_network_apply_to_the_containers() {
     let mut node = Node::start();
     let k = node.kubectl("1.33");
     let port = free_port();
-    k.ok_stdin(
-        &["apply", "-f", "-"],
-        &CONFINED_PODS
-            .replace("NODE", &node.name)
-            .replace("HOSTPORT", &port.to_string()),
-    );
+    node.apply(&k, &CONFINED_PODS.replace("HOSTPORT", &port.to_string()));
     wait_running(&k, "confined");
     assert_eq!(
         k.ok(&["exec", "confined", "--", "sh", "-c", "id -u; id -g"]),
@@ -1253,11 +1246,9 @@ fn host_path_volumes_and_pre_stop_hooks_work_on_the_node() {
     let mut node = Node::start();
     let k = node.kubectl("1.33");
     let host_dir = node.dir.join("hostpath/created-by-the-kubelet");
-    k.ok_stdin(
-        &["apply", "-f", "-"],
-        &HOOKED_POD
-            .replace("NODE", &node.name)
-            .replace("HOSTDIR", &host_dir.display().to_string()),
+    node.apply(
+        &k,
+        &HOOKED_POD.replace("HOSTDIR", &host_dir.display().to_string()),
     );
     wait_running(&k, "hooked");
     let state = host_dir.join("state");
