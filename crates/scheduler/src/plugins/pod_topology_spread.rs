@@ -492,7 +492,8 @@ impl PreScorePlugin for PodTopologySpread {
         // Hostname constraints count each node's own pods in Score; only other topology keys
         // need every node of the cluster.
         let all_hostname = constraints.iter().all(|c| c.topology_key == HOSTNAME);
-        for n in snapshot.nodes.iter().filter(|_| !all_hostname) {
+        let all_nodes: &[Arc<NodeInfo>] = if all_hostname { &[] } else { &snapshot.nodes };
+        for n in all_nodes {
             if require_all && !node_has_all_keys(n.labels(), &constraints) {
                 continue;
             }
@@ -500,8 +501,8 @@ impl PreScorePlugin for PodTopologySpread {
                 if c.topology_key == HOSTNAME || !c.includes_node(pod, &aff, n) {
                     continue;
                 }
-                let v = n.labels().get(&c.topology_key).cloned().unwrap_or_default();
-                if let Some(e) = counts[i].get_mut(&v) {
+                let v = n.labels().get(&c.topology_key).map_or("", String::as_str);
+                if let Some(e) = counts[i].get_mut(v) {
                     *e += count_matching(n, &c.selector, pod.namespace());
                 }
             }
