@@ -224,7 +224,10 @@ fn kubectl_creates_scales_rolls_out_and_undoes_a_deployment_within_surge_and_una
     kubelet.watching.store(false, Ordering::SeqCst);
     {
         let o = kubelet.observed.lock().unwrap();
-        assert!(o.snapshots >= 3, "too few observations: {o:?}");
+        // The new ReplicaSet can hold at most 3 pods before any of them is ready (8 pods at
+        // most, 5 of them available old ones), so reaching 6 ready new pods takes at least two
+        // passes of the stand-in, each of which starts with a snapshot. More is timing.
+        assert!(o.snapshots >= 2, "too few observations: {o:?}");
         assert!(
             o.max_pods <= 8,
             "more than replicas + maxSurge pods at once: {o:?}"
