@@ -3,6 +3,7 @@
 //! statuses into decisions.
 
 pub mod interface;
+pub mod label_ids;
 pub mod node_memo;
 pub mod selector;
 pub mod snapshot;

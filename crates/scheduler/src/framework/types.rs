@@ -9,6 +9,7 @@ use ferrokube_api::quantity::Quantity;
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as KQuantity;
 
+use super::label_ids::{self, LabelId};
 use super::selector::Selector;
 
 /// Requests the scheduler assumes for containers that state none, when it scores.
@@ -432,6 +433,9 @@ pub struct NodeInfo {
     /// run on every node need not reach into the node object (a cache miss each).
     cordoned: bool,
     tainted: bool,
+    /// The node's labels as ids ([`label_ids`](super::label_ids)), for filters that read a
+    /// label of every node.
+    label_ids: Box<[(LabelId, LabelId)]>,
     pub pods: Vec<Arc<PodInfo>>,
     pub requested: Resource,
     pub allocatable: Resource,
@@ -473,6 +477,7 @@ impl NodeInfo {
         }
         let spec = node.spec.as_ref();
         NodeInfo {
+            label_ids: label_ids::of_labels(node.metadata.labels.iter().flatten()),
             cordoned: spec.and_then(|s| s.unschedulable) == Some(true),
             tainted: spec
                 .and_then(|s| s.taints.as_ref())
@@ -497,6 +502,7 @@ impl NodeInfo {
         self.node = fresh.node;
         self.cordoned = fresh.cordoned;
         self.tainted = fresh.tainted;
+        self.label_ids = fresh.label_ids;
         self.allocatable = fresh.allocatable;
         self.image_states = fresh.image_states;
     }
@@ -507,6 +513,11 @@ impl NodeInfo {
 
     pub fn labels(&self) -> &BTreeMap<String, String> {
         self.node.metadata.labels.as_ref().unwrap_or(&EMPTY_LABELS)
+    }
+
+    /// The id of the node's value for the label key with id `key`.
+    pub fn label_id(&self, key: LabelId) -> Option<LabelId> {
+        label_ids::get(&self.label_ids, key)
     }
 
     pub fn taints(&self) -> &[Taint] {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Taint, TopologySpreadConstraint};
 
+use crate::framework::label_ids::{self, LabelId};
 use crate::framework::node_memo::{Memos, Totals, fold_counted};
 use crate::framework::selector::{CompiledNodeSelector, Op, Requirement, Selector};
 use crate::framework::types::tolerations_tolerate;
@@ -30,6 +31,8 @@ const IGNORED: i64 = -1;
 pub struct Constraint {
     pub max_skew: i64,
     pub topology_key: String,
+    /// The topology key's [`label_ids`] id; none when no node has ever had the key.
+    pub key_id: Option<LabelId>,
     pub selector: Selector,
     pub min_domains: i64,
     pub honor_node_affinity: bool,
@@ -42,6 +45,38 @@ pub struct PodTopologySpread {
     system_defaulted: bool,
     /// PreFilter's counts per set of constraints, kept across cycles.
     memo: Memos<NodeCounts, SpreadTotals>,
+    /// Score's per-node counts for hostname constraints, per namespace and selector, kept
+    /// across cycles.
+    host_memo: Memos<NodeCount, PerNode>,
+}
+
+/// One node's matching pods for a hostname constraint, under the node's [`node_key`].
+type NodeCount = (usize, i64);
+
+/// The address of a `NodeInfo`: the memo holding it keeps the `Arc` alive, so no other node
+/// can have the same address while it is a key of [`PerNode`].
+fn node_key(n: &NodeInfo) -> usize {
+    std::ptr::from_ref(n) as usize
+}
+
+/// Matching pods per node (by [`node_key`]); shared with the cycles that read it, copied only
+/// when a cycle changes it while an earlier one still holds it.
+#[derive(Clone, Default)]
+struct PerNode(Arc<HashMap<usize, i64, NameBuildHasher>>);
+
+impl Totals<NodeCount> for PerNode {
+    fn clear(&mut self) {
+        self.0 = Arc::default();
+    }
+
+    fn apply(&mut self, &(node, count): &NodeCount, sign: i64) {
+        let map = Arc::make_mut(&mut self.0);
+        if sign > 0 {
+            map.insert(node, count);
+        } else {
+            map.remove(&node);
+        }
+    }
 }
 
 /// Sets of constraints whose counts are kept (the most recently used first).
@@ -52,9 +87,9 @@ const MEMOS_KEPT: usize = 4;
 /// lacks one of the topology keys.
 type NodeCounts = Option<Vec<Option<(String, i64)>>>;
 
-/// Matching pods per topology value; looked up for every node Filter and Score see, so with
-/// the framework's short-key hasher rather than SipHash.
-type Counts = HashMap<String, i64, NameBuildHasher>;
+/// Matching pods per topology value (its [`label_ids`] id); looked up for every node Filter and
+/// Score see, so by number and with the framework's short-key hasher rather than SipHash.
+type Counts = HashMap<LabelId, i64, NameBuildHasher>;
 
 /// PreFilter's counts for one set of DoNotSchedule constraints of one namespace (and, where the
 /// constraints honour them, one node selector/affinity and one set of tolerations), kept from
@@ -107,7 +142,7 @@ fn node_counts(
     aff: &NodeAffinityCheck,
     n: &NodeInfo,
 ) -> NodeCounts {
-    if !node_has_all_keys(n.labels(), constraints) {
+    if !node_has_all_keys(n, constraints) {
         return None;
     }
     Some(
@@ -131,8 +166,13 @@ impl Plugin for PodTopologySpread {
     }
 }
 
-fn node_has_all_keys(labels: &BTreeMap<String, String>, cs: &[Constraint]) -> bool {
-    cs.iter().all(|c| labels.contains_key(&c.topology_key))
+fn node_has_all_keys(n: &NodeInfo, cs: &[Constraint]) -> bool {
+    cs.iter().all(|c| value_id(n, c).is_some())
+}
+
+/// The id of the node's value for the constraint's topology key.
+fn value_id(n: &NodeInfo, c: &Constraint) -> Option<LabelId> {
+    c.key_id.and_then(|k| n.label_id(k))
 }
 
 /// Pods on the node in the namespace, not terminating, selected by `sel`.
@@ -300,6 +340,7 @@ fn compile(
             Constraint {
                 max_skew: c.max_skew as i64,
                 topology_key: c.topology_key.clone(),
+                key_id: label_ids::lookup(&c.topology_key),
                 selector: sel,
                 min_domains: c.min_domains.unwrap_or(1) as i64,
                 honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
@@ -330,9 +371,7 @@ impl PreFilterState {
     }
 
     fn update(&mut self, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, delta: i64) {
-        if other.namespace() != pod.namespace()
-            || !node_has_all_keys(node.labels(), &self.constraints)
-        {
+        if other.namespace() != pod.namespace() || !node_has_all_keys(node, &self.constraints) {
             return;
         }
         let aff = NodeAffinityCheck::of(pod);
@@ -341,7 +380,7 @@ impl PreFilterState {
             if !c.includes_node(pod, &aff, node) || !c.selector.matches(other.labels()) {
                 continue;
             }
-            let v = node.labels()[&c.topology_key].clone();
+            let Some(v) = value_id(node, c) else { continue };
             *self.counts[i].entry(v).or_default() += delta;
             self.recompute_min(i);
         }
@@ -365,10 +404,15 @@ impl PreFilterPlugin for PodTopologySpread {
             &snapshot.nodes,
             |n| node_counts(pod, &constraints, &aff, n),
         );
+        // Domains are node label values, so each has an id.
         let mut counts: Vec<Counts> = totals
             .0
             .iter()
-            .map(|t| t.iter().map(|(d, (_, c))| (d.clone(), *c)).collect())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(d, (_, c))| Some((label_ids::lookup(d)?, *c)))
+                    .collect()
+            })
             .collect();
         counts.resize_with(constraints.len(), Counts::default);
         let mut s = PreFilterState {
@@ -422,7 +466,7 @@ impl FilterPlugin for PodTopologySpread {
             ));
         };
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(v) = node.labels().get(&c.topology_key) else {
+            let Some(v) = value_id(node, c) else {
                 return Status::unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH);
             };
             let mut min = s.min[i];
@@ -430,7 +474,7 @@ impl FilterPlugin for PodTopologySpread {
                 min = 0;
             }
             let self_match = s.self_match[i];
-            let matched = s.counts[i].get(v).copied().unwrap_or(0);
+            let matched = s.counts[i].get(&v).copied().unwrap_or(0);
             if matched + self_match - min > c.max_skew {
                 return Status::unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH);
             }
@@ -444,6 +488,8 @@ struct PreScoreState {
     constraints: Vec<Constraint>,
     ignored: HashSet<String>,
     counts: Vec<Counts>,
+    /// Per hostname constraint: each snapshot node's matching pods.
+    per_node: Vec<Option<PerNode>>,
     weights: Vec<f64>,
 }
 
@@ -472,8 +518,10 @@ impl PreScorePlugin for PodTopologySpread {
         let mut ignored = HashSet::new();
         let mut counts: Vec<Counts> = vec![Counts::default(); constraints.len()];
         let mut sizes = vec![0usize; constraints.len()];
+        // A node without the key counts under the empty value, as upstream's map lookup gives.
+        let empty = label_ids::intern("");
         for n in feasible {
-            if require_all && !node_has_all_keys(n.labels(), &constraints) {
+            if require_all && !node_has_all_keys(n, &constraints) {
                 ignored.insert(n.name().to_string());
                 continue;
             }
@@ -481,7 +529,7 @@ impl PreScorePlugin for PodTopologySpread {
                 if c.topology_key == HOSTNAME {
                     continue;
                 }
-                let v = n.labels().get(&c.topology_key).cloned().unwrap_or_default();
+                let v = value_id(n, c).unwrap_or(empty);
                 if let std::collections::hash_map::Entry::Vacant(e) = counts[i].entry(v) {
                     e.insert(0);
                     sizes[i] += 1;
@@ -494,19 +542,32 @@ impl PreScorePlugin for PodTopologySpread {
         let all_hostname = constraints.iter().all(|c| c.topology_key == HOSTNAME);
         let all_nodes: &[Arc<NodeInfo>] = if all_hostname { &[] } else { &snapshot.nodes };
         for n in all_nodes {
-            if require_all && !node_has_all_keys(n.labels(), &constraints) {
+            if require_all && !node_has_all_keys(n, &constraints) {
                 continue;
             }
             for (i, c) in constraints.iter().enumerate() {
                 if c.topology_key == HOSTNAME || !c.includes_node(pod, &aff, n) {
                     continue;
                 }
-                let v = n.labels().get(&c.topology_key).map_or("", String::as_str);
-                if let Some(e) = counts[i].get_mut(v) {
+                let v = value_id(n, c).unwrap_or(empty);
+                if let Some(e) = counts[i].get_mut(&v) {
                     *e += count_matching(n, &c.selector, pod.namespace());
                 }
             }
         }
+        // Hostname constraints count each node's own pods; a node's count changes only with
+        // its pods, so the counts are kept from cycle to cycle and only changed nodes counted.
+        let per_node = constraints
+            .iter()
+            .map(|c| {
+                (c.topology_key == HOSTNAME).then(|| {
+                    let key = format!("{}\u{0}{:?}", pod.namespace(), c.selector);
+                    self.host_memo.totals(Some(key), &snapshot.nodes, |n| {
+                        (node_key(n), count_matching(n, &c.selector, pod.namespace()))
+                    })
+                })
+            })
+            .collect();
         let weights = constraints
             .iter()
             .enumerate()
@@ -525,6 +586,7 @@ impl PreScorePlugin for PodTopologySpread {
                 constraints,
                 ignored,
                 counts,
+                per_node,
                 weights,
             },
         );
@@ -542,11 +604,15 @@ impl ScorePlugin for PodTopologySpread {
         }
         let mut score = 0.0;
         for (i, c) in s.constraints.iter().enumerate() {
-            if let Some(v) = node.labels().get(&c.topology_key) {
-                let cnt = if c.topology_key == HOSTNAME {
-                    count_matching(node, &c.selector, pod.namespace())
+            if let Some(v) = value_id(node, c) {
+                let cnt = if let Some(PerNode(m)) = &s.per_node[i] {
+                    match m.get(&node_key(node)) {
+                        Some(n) => *n,
+                        // Not a node of the snapshot PreScore saw.
+                        None => count_matching(node, &c.selector, pod.namespace()),
+                    }
                 } else {
-                    s.counts[i].get(v).copied().unwrap_or(0)
+                    s.counts[i].get(&v).copied().unwrap_or(0)
                 };
                 score += cnt as f64 * s.weights[i] + (c.max_skew - 1) as f64;
             }
@@ -607,6 +673,7 @@ pub fn new(args: &serde_json::Value, handle: &Arc<Handle>) -> Result<PluginInsta
         default_constraints,
         system_defaulted,
         memo: Memos::new(MEMOS_KEPT),
+        host_memo: Memos::new(MEMOS_KEPT),
     });
     Ok(PluginInstance {
         pre_filter: Some(p.clone()),
@@ -638,6 +705,7 @@ mod tests {
             default_constraints: Vec::new(),
             system_defaulted: false,
             memo: Memos::new(MEMOS_KEPT),
+            host_memo: Memos::new(MEMOS_KEPT),
         }
     }
 
@@ -670,7 +738,7 @@ mod tests {
         let mut counts: Vec<(String, i64)> =
             st.read::<PreFilterState>(PRE_FILTER_KEY).unwrap().counts[0]
                 .iter()
-                .map(|(d, c)| (d.clone(), *c))
+                .map(|(d, c)| (label_ids::name(*d).unwrap().to_string(), *c))
                 .collect();
         counts.sort();
         counts
@@ -832,6 +900,50 @@ mod tests {
         pl.normalize(&st, &p, &mut scores);
         assert!(scores[2] > scores[1] && scores[1] > scores[0], "{scores:?}");
         assert_eq!(scores[3], 0, "nodes without the key are ignored");
+    }
+
+    #[test]
+    fn hostname_scores_kept_across_cycles_follow_the_nodes_that_changed() {
+        let p = web("p").spread(spread(HOSTNAME, 1, "ScheduleAnyway")).obj();
+        let host = |name: &str| node(name).label(HOSTNAME, name);
+        let a = Arc::new(host("a").with_pod(web("x").obj()).info());
+        let b = Arc::new(host("b").info());
+        let pl = plugin();
+        let raw = |nodes: &[Arc<NodeInfo>]| {
+            let mut snap = Snapshot {
+                nodes: nodes.to_vec(),
+                ..Default::default()
+            };
+            snap.reindex();
+            let mut st = CycleState::new();
+            assert!(pl.pre_score(&mut st, &p, &snap.nodes, &snap).is_success());
+            snap.nodes
+                .iter()
+                .map(|n| pl.score(&st, &p, n).0)
+                .collect::<Vec<_>>()
+        };
+        let first = raw(&[a.clone(), b.clone()]);
+        assert!(first[0] > first[1], "{first:?}");
+        // b gains two pods (a new NodeInfo, as the cache makes one on write); a is the same.
+        let b2 = Arc::new(
+            host("b")
+                .with_pod(web("y").obj())
+                .with_pod(web("z").obj())
+                .info(),
+        );
+        let second = raw(&[a.clone(), b2]);
+        assert_eq!(second[0], first[0], "{second:?}");
+        assert!(second[1] > second[0], "{second:?}");
+        // A node Score was not shown in PreScore is counted directly.
+        let mut snap = Snapshot {
+            nodes: vec![a.clone()],
+            ..Default::default()
+        };
+        snap.reindex();
+        let mut st = CycleState::new();
+        assert!(pl.pre_score(&mut st, &p, &snap.nodes, &snap).is_success());
+        let other = host("c").with_pod(web("w").obj()).info();
+        assert_eq!(pl.score(&st, &p, &other).0, first[0]);
     }
 
     #[test]
