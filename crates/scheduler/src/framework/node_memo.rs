@@ -23,13 +23,17 @@ pub trait Totals<T> {
 /// Adds (`sign` 1) or takes away (`sign` -1) one part's `amount` under `key`, where the entry
 /// counts the parts it holds and goes away with the last one (so an entry exists exactly when
 /// a walk over the nodes would have created it, even if its amounts sum to zero).
-pub fn fold_counted<K, Q>(map: &mut HashMap<K, (usize, i64)>, key: &Q, amount: i64, sign: i64)
-where
-    K: Hash + Eq + Borrow<Q> + for<'a> From<&'a Q>,
-    Q: Hash + Eq + ?Sized,
+pub fn fold_counted<K, Q, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, (usize, i64), S>,
+    key: &Q,
+    amount: i64,
+    sign: i64,
+) where
+    K: Hash + Eq + Borrow<Q>,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
     if !map.contains_key(key) {
-        map.insert(K::from(key), (0, 0));
+        map.insert(key.to_owned(), (0, 0));
     }
     let Some(e) = map.get_mut(key) else {
         return;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::framework::label_ids::{self, LabelId};
 use crate::framework::node_memo::{Memos, Totals, fold_counted};
 use crate::framework::types::AffinityTerm;
 use crate::framework::*;
@@ -17,19 +18,31 @@ pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affini
 const PRE_FILTER_KEY: &str = "PreFilterInterPodAffinity";
 const PRE_SCORE_KEY: &str = "PreScoreInterPodAffinity";
 
-/// topology key -> value -> V.
-type ByDomain<V> = HashMap<Arc<str>, HashMap<Arc<str>, V>>;
+/// topology key -> value -> V, by [`label_ids`] ids: Filter and Score look a node's value up
+/// without touching its label strings, and the copy each cycle takes from the memo is a copy
+/// of numbers.
+type ByDomain<V> = HashMap<LabelId, HashMap<LabelId, V, NameBuildHasher>, NameBuildHasher>;
 
-/// (topology key, value) -> count. Nested, so Filter looks counts up by borrowed label strings,
-/// and keyed by shared strings, so the copy each cycle takes from the memo copies no text.
+/// The [`label_ids`] id of a term's topology key; none when no node has the key.
+fn key_id(t: &AffinityTerm) -> Option<LabelId> {
+    label_ids::lookup(&t.topology_key)
+}
+
+/// The node's value (id) for the term's topology key.
+fn node_value(n: &NodeInfo, t: &AffinityTerm) -> Option<(LabelId, LabelId)> {
+    let k = key_id(t)?;
+    Some((k, n.label_id(k)?))
+}
+
+/// (topology key, value) -> count.
 #[derive(Clone, Default)]
 struct Counts(ByDomain<i64>);
 
 impl Counts {
-    fn get(&self, key: &str, value: &str) -> i64 {
+    fn get(&self, key: LabelId, value: LabelId) -> i64 {
         self.0
-            .get(key)
-            .and_then(|m| m.get(value))
+            .get(&key)
+            .and_then(|m| m.get(&value))
             .copied()
             .unwrap_or(0)
     }
@@ -38,33 +51,23 @@ impl Counts {
         self.0.is_empty()
     }
 
-    /// Whether one of `labels` has a positive count.
-    fn any_label(&self, labels: &BTreeMap<String, String>) -> bool {
+    /// Whether one of the node's labels has a positive count.
+    fn any_label(&self, n: &NodeInfo) -> bool {
         self.0.iter().any(|(k, values)| {
-            labels
-                .get(&**k)
-                .is_some_and(|v| values.get(v.as_str()).is_some_and(|c| *c > 0))
+            n.label_id(*k)
+                .is_some_and(|v| values.get(&v).is_some_and(|c| *c > 0))
         })
     }
 
-    fn bump(&mut self, key: &str, value: &str, by: i64) {
-        if !self.0.contains_key(key) {
-            self.0.insert(Arc::from(key), HashMap::new());
-        }
-        let Some(values) = self.0.get_mut(key) else {
-            return;
-        };
-        match values.get_mut(value) {
-            Some(c) => *c += by,
-            None => {
-                values.insert(Arc::from(value), by);
-            }
-        }
-        if values.get(value) == Some(&0) {
-            values.remove(value);
+    fn bump(&mut self, key: LabelId, value: LabelId, by: i64) {
+        let values = self.0.entry(key).or_default();
+        let c = values.entry(value).or_default();
+        *c += by;
+        if *c == 0 {
+            values.remove(&value);
         }
         if values.is_empty() {
-            self.0.remove(key);
+            self.0.remove(&key);
         }
     }
 }
@@ -94,7 +97,7 @@ enum Which {
 }
 
 /// Bumps of PreFilter's counts: (which count, topology key, value).
-type FilterPart = Vec<(Which, String, String)>;
+type FilterPart = Vec<(Which, LabelId, LabelId)>;
 
 /// PreFilter's counts by (topology key, value).
 #[derive(Clone, Default)]
@@ -116,13 +119,13 @@ impl Totals<FilterPart> for FilterTotals {
                 Which::Affinity => &mut self.affinity,
                 Which::AntiAffinity => &mut self.anti_affinity,
             };
-            counts.bump(key, value, sign);
+            counts.bump(*key, *value, sign);
         }
     }
 }
 
 /// One node's additions to PreScore's scores: (topology key, value, weight).
-type ScorePart = Vec<(String, String, i64)>;
+type ScorePart = Vec<(LabelId, LabelId, i64)>;
 
 /// topology key -> value -> (additions, summed weight); an entry lives while any addition does.
 #[derive(Clone, Default)]
@@ -135,15 +138,10 @@ impl Totals<ScorePart> for ScoreTotals {
 
     fn apply(&mut self, part: &ScorePart, sign: i64) {
         for (key, value, w) in part {
-            if !self.0.contains_key(key.as_str()) {
-                self.0.insert(Arc::from(key.as_str()), HashMap::new());
-            }
-            let Some(per_key) = self.0.get_mut(key.as_str()) else {
-                continue;
-            };
-            fold_counted(per_key, value.as_str(), *w, sign);
+            let per_key = self.0.entry(*key).or_default();
+            fold_counted(per_key, value, *w, sign);
             if per_key.is_empty() {
-                self.0.remove(key.as_str());
+                self.0.remove(key);
             }
         }
     }
@@ -186,41 +184,40 @@ impl Plugin for InterPodAffinity {
 struct PreFilterState {
     counts: FilterTotals,
     ns_labels: Option<BTreeMap<String, String>>,
+    /// The topology key ids of the pod's required affinity and anti-affinity terms.
+    affinity_keys: Vec<Option<LabelId>>,
+    anti_affinity_keys: Vec<Option<LabelId>>,
 }
 
 impl InterPodAffinity {
-    /// What `other`, on a node with `labels`, adds to PreFilter's counts for `pod`.
+    /// What `other`, on `node`, adds to PreFilter's counts for `pod`.
     fn pod_bumps(
         &self,
         out: &mut FilterPart,
         pod: &PodInfo,
         ns_labels: Option<&BTreeMap<String, String>>,
         other: &PodInfo,
-        labels: &BTreeMap<String, String>,
+        node: &NodeInfo,
     ) {
         for t in &other.required_anti_affinity {
-            if let Some(v) = labels.get(&t.topology_key)
+            if let Some((k, v)) = node_value(node, t)
                 && self.term_matches(t, pod, ns_labels)
             {
-                out.push((
-                    Which::ExistingAntiAffinity,
-                    t.topology_key.clone(),
-                    v.clone(),
-                ));
+                out.push((Which::ExistingAntiAffinity, k, v));
             }
         }
         if self.all_terms_match(&pod.required_affinity, other) {
             for t in &pod.required_affinity {
-                if let Some(v) = labels.get(&t.topology_key) {
-                    out.push((Which::Affinity, t.topology_key.clone(), v.clone()));
+                if let Some((k, v)) = node_value(node, t) {
+                    out.push((Which::Affinity, k, v));
                 }
             }
         }
         for t in &pod.required_anti_affinity {
-            if let Some(v) = labels.get(&t.topology_key)
+            if let Some((k, v)) = node_value(node, t)
                 && self.term_matches(t, other, None)
             {
-                out.push((Which::AntiAffinity, t.topology_key.clone(), v.clone()));
+                out.push((Which::AntiAffinity, k, v));
             }
         }
     }
@@ -234,7 +231,7 @@ impl InterPodAffinity {
     ) -> FilterPart {
         let mut part = Vec::new();
         for existing in &n.pods {
-            self.pod_bumps(&mut part, pod, ns_labels, existing, n.labels());
+            self.pod_bumps(&mut part, pod, ns_labels, existing, n);
         }
         part
     }
@@ -272,7 +269,7 @@ impl InterPodAffinity {
         by: i64,
     ) {
         let mut part = Vec::new();
-        self.pod_bumps(&mut part, pod, s.ns_labels.as_ref(), other, node.labels());
+        self.pod_bumps(&mut part, pod, s.ns_labels.as_ref(), other, node);
         s.counts.apply(&part, by);
     }
 }
@@ -308,7 +305,12 @@ impl PreFilterPlugin for InterPodAffinity {
                 self.filter_part(pod, ns_labels.as_ref(), n)
             })
         };
-        let s = PreFilterState { counts, ns_labels };
+        let s = PreFilterState {
+            counts,
+            ns_labels,
+            affinity_keys: pod.required_affinity.iter().map(key_id).collect(),
+            anti_affinity_keys: pod.required_anti_affinity.iter().map(key_id).collect(),
+        };
         state.write(PRE_FILTER_KEY, s);
         (None, Status::success())
     }
@@ -351,15 +353,14 @@ impl FilterPlugin for InterPodAffinity {
                 "reading {PRE_FILTER_KEY:?} from cycleState: not found"
             ));
         };
-        let labels = node.labels();
         // Pod affinity: every term's topology must exist on the node with a matching pod in
         // that domain, unless no pod matches anywhere and the pod matches its own terms (the
         // first of a group that attracts itself).
         let mut pods_exist = true;
-        for t in &pod.required_affinity {
-            match labels.get(&t.topology_key) {
-                Some(v) => {
-                    if s.counts.affinity.get(&t.topology_key, v) <= 0 {
+        for k in &s.affinity_keys {
+            match k.and_then(|k| Some((k, node.label_id(k)?))) {
+                Some((k, v)) => {
+                    if s.counts.affinity.get(k, v) <= 0 {
                         pods_exist = false;
                     }
                 }
@@ -373,15 +374,15 @@ impl FilterPlugin for InterPodAffinity {
             return Status::unresolvable(ERR_REASON_AFFINITY);
         }
         if !s.counts.anti_affinity.is_empty() {
-            for t in &pod.required_anti_affinity {
-                if let Some(v) = labels.get(&t.topology_key)
-                    && s.counts.anti_affinity.get(&t.topology_key, v) > 0
+            for k in s.anti_affinity_keys.iter().flatten() {
+                if let Some(v) = node.label_id(*k)
+                    && s.counts.anti_affinity.get(*k, v) > 0
                 {
                     return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
                 }
             }
         }
-        if s.counts.existing_anti_affinity.any_label(labels) {
+        if s.counts.existing_anti_affinity.any_label(node) {
             return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
         }
         Status::success()
@@ -404,13 +405,12 @@ impl InterPodAffinity {
         existing: &PodInfo,
         node: &NodeInfo,
     ) {
-        let labels = node.labels();
-        if labels.is_empty() {
+        if node.labels().is_empty() {
             return;
         }
         let mut add = |t: &AffinityTerm, w: i64| {
-            if let Some(v) = labels.get(&t.topology_key) {
-                out.push((t.topology_key.clone(), v.clone(), w));
+            if let Some((k, v)) = node_value(node, t) {
+                out.push((k, v, w));
             }
         };
         for t in &pod.preferred_affinity {
@@ -476,12 +476,7 @@ impl PreScorePlugin for InterPodAffinity {
         let ns_labels = self.ns_labels(pod.namespace());
         let totals_to_scores = |t: &ScoreTotals| -> ByDomain<i64> {
             t.0.iter()
-                .map(|(k, per)| {
-                    (
-                        k.clone(),
-                        per.iter().map(|(v, (_, w))| (v.clone(), *w)).collect(),
-                    )
-                })
+                .map(|(k, per)| (*k, per.iter().map(|(v, (_, w))| (*v, *w)).collect()))
                 .collect()
         };
         let scores = if has_constraints {
@@ -521,11 +516,10 @@ impl ScorePlugin for InterPodAffinity {
         let Some(s) = state.read::<PreScoreState>(PRE_SCORE_KEY) else {
             return (0, Status::success());
         };
-        let labels = node.labels();
         let mut score = 0;
         for (k, values) in &s.scores {
-            if let Some(v) = labels.get(&**k) {
-                score += values.get(v.as_str()).copied().unwrap_or(0);
+            if let Some(v) = node.label_id(*k) {
+                score += values.get(&v).copied().unwrap_or(0);
             }
         }
         (score, Status::success())
