@@ -6,7 +6,8 @@
 //! delete, CrashLoopBackOff, configMap/secret/emptyDir and the service account's projected
 //! token volume; init containers, env from ConfigMap/Secret/fieldRef/resourceFieldRef and
 //! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes;
-//! securityContext and hostNetwork; hostPath DirectoryOrCreate and a preStop hook.
+//! securityContext (also privileged), hostNetwork, a hostPort, a memory-backed emptyDir and
+//! the resolv.conf of `--cluster-dns`; hostPath DirectoryOrCreate and a preStop hook.
 //!
 //! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
 //! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
@@ -65,6 +66,11 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
+        Node::start_with(&[])
+    }
+
+    /// A node whose server gets `extra` arguments besides the test's own.
+    fn start_with(extra: &[&str]) -> Node {
         check_host();
         let tmp = tempfile::Builder::new()
             .prefix("fk-pods-")
@@ -124,6 +130,7 @@ impl Node {
         .iter()
         .map(|s| s.to_string())
         .chain([dir.display().to_string()])
+        .chain(extra.iter().map(|s| s.to_string()))
         .collect();
         let mut node = Node {
             child: None,
@@ -1169,16 +1176,48 @@ spec:
   - name: web
     image: busybox:1.35
     command: ["sh", "-c", "trap 'exit 0' TERM; mkdir -p /tmp/www; echo on the host > /tmp/www/index.html; httpd -f -p HOSTPORT -h /tmp/www & while true; do sleep 1; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: privileged
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: scratch
+    emptyDir:
+      medium: Memory
+      sizeLimit: 16Mi
+  containers:
+  - name: web
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; mkdir -p /tmp/www; echo through the host port > /tmp/www/index.html; httpd -f -p 8080 -h /tmp/www & while true; do sleep 1; done"]
+    ports:
+    - containerPort: 8080
+      hostPort: PORTMAPPED
+    securityContext:
+      privileged: true
+    volumeMounts:
+    - name: scratch
+      mountPath: /scratch
 "#;
 
-/// securityContext (user, group, read-only root, dropped capabilities) and hostNetwork, seen
-/// from inside the containers and from the host.
+/// securityContext (user, group, read-only root, dropped capabilities, privileged),
+/// hostNetwork, a hostPort, a memory-backed emptyDir and the resolv.conf `--cluster-dns`
+/// makes, seen from inside the containers and from the host.
 #[test]
 fn security_context_and_host_network_apply_to_the_containers() {
-    let mut node = Node::start();
+    let mut node = Node::start_with(&["--cluster-dns", "10.96.0.10"]);
     let k = node.kubectl("1.33");
     let port = free_port();
-    node.apply(&k, &CONFINED_PODS.replace("HOSTPORT", &port.to_string()));
+    let mapped = free_port();
+    node.apply(
+        &k,
+        &CONFINED_PODS
+            .replace("HOSTPORT", &port.to_string())
+            .replace("PORTMAPPED", &mapped.to_string()),
+    );
     wait_running(&k, "confined");
     assert_eq!(
         k.ok(&["exec", "confined", "--", "sh", "-c", "id -u; id -g"]),
@@ -1210,6 +1249,73 @@ fn security_context_and_host_network_apply_to_the_containers() {
         || http_get(&format!("127.0.0.1:{port}")).filter(|p| p.contains("200 OK")),
     );
     assert!(page.contains("on the host"), "{page}");
+
+    // dnsPolicy ClusterFirst (the default) points at --cluster-dns with the namespace's
+    // search path; on the host network it falls back to the node's own resolver.
+    let resolv = k.ok(&["exec", "confined", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.96.0.10\n"), "{resolv}");
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    assert!(resolv.contains("options ndots:5"), "{resolv}");
+    let host_resolv = k.ok(&["exec", "on-host", "--", "cat", "/etc/resolv.conf"]);
+    assert!(!host_resolv.contains("10.96.0.10"), "{host_resolv}");
+
+    // privileged: every capability the host allows, and mounts work; a memory-backed
+    // emptyDir is a tmpfs of the sizeLimit; the hostPort reaches the container from the host.
+    wait_running(&k, "privileged");
+    let caps = k.ok(&[
+        "exec",
+        "privileged",
+        "--",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_ne!(
+        caps.split_whitespace().last(),
+        Some("0000000000000000"),
+        "{caps}"
+    );
+    let out = k.ok(&[
+        "exec",
+        "privileged",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo mounted",
+    ]);
+    assert_eq!(out, "mounted\n");
+    let r = k.run(&[
+        "exec",
+        "confined",
+        "--",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /tmp",
+    ]);
+    assert_ne!(
+        r.status.code(),
+        Some(0),
+        "an unprivileged container mounted"
+    );
+    let mounts = k.ok(&[
+        "exec",
+        "privileged",
+        "--",
+        "grep",
+        " /scratch ",
+        "/proc/mounts",
+    ]);
+    assert!(mounts.starts_with("tmpfs /scratch tmpfs "), "{mounts}");
+    assert!(mounts.contains("size=16384k"), "{mounts}");
+    let page = eventually(
+        "the hostPort to reach the container",
+        Duration::from_secs(20),
+        || http_get(&format!("127.0.0.1:{mapped}")).filter(|p| p.contains("200 OK")),
+    );
+    assert!(page.contains("through the host port"), "{page}");
     node.stop();
 }
 
