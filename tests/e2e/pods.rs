@@ -7,7 +7,8 @@
 //! token volume; init containers, env from ConfigMap/Secret/fieldRef/resourceFieldRef and
 //! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes;
 //! securityContext (also privileged), hostNetwork, a hostPort, a memory-backed emptyDir and
-//! the resolv.conf of `--cluster-dns`; hostPath DirectoryOrCreate and a preStop hook.
+//! the resolv.conf of `--cluster-dns`; hostPath DirectoryOrCreate, a claim bound to a hostPath
+//! PersistentVolume, and a preStop hook.
 //!
 //! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
 //! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
@@ -1321,6 +1322,30 @@ fn security_context_and_host_network_apply_to_the_containers() {
 
 const HOOKED_POD: &str = r#"
 apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: hooked-pv
+spec:
+  capacity:
+    storage: 1Gi
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  hostPath:
+    path: PVDIR
+    type: DirectoryOrCreate
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: hooked-claim
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  resources:
+    requests:
+      storage: 1Gi
+---
+apiVersion: v1
 kind: Pod
 metadata:
   name: hooked
@@ -1332,10 +1357,13 @@ spec:
     hostPath:
       path: HOSTDIR
       type: DirectoryOrCreate
+  - name: claim
+    persistentVolumeClaim:
+      claimName: hooked-claim
   containers:
   - name: app
     image: busybox:1.35
-    command: ["sh", "-c", "echo running > /host/state; trap 'echo got TERM >> /host/state; exit 0' TERM; while true; do sleep 1; done"]
+    command: ["sh", "-c", "echo kept > /data/file; echo running > /host/state; trap 'echo got TERM >> /host/state; exit 0' TERM; while true; do sleep 1; done"]
     lifecycle:
       preStop:
         exec:
@@ -1343,20 +1371,38 @@ spec:
     volumeMounts:
     - name: host
       mountPath: /host
+    - name: claim
+      mountPath: /data
 "#;
 
-/// A hostPath volume of type DirectoryOrCreate is created on the node, and on deletion the
-/// preStop hook runs before the container gets TERM, both seen in a file on the host.
+/// A hostPath volume of type DirectoryOrCreate is created on the node, a claim bound to a
+/// hostPath PersistentVolume is mounted from the volume's directory, and on deletion the
+/// preStop hook runs before the container gets TERM, all seen in files on the host.
 #[test]
 fn host_path_volumes_and_pre_stop_hooks_work_on_the_node() {
     let mut node = Node::start();
     let k = node.kubectl("1.33");
     let host_dir = node.dir.join("hostpath/created-by-the-kubelet");
+    let pv_dir = node.dir.join("hostpath/persistent-volume");
     node.apply(
         &k,
-        &HOOKED_POD.replace("HOSTDIR", &host_dir.display().to_string()),
+        &HOOKED_POD
+            .replace("HOSTDIR", &host_dir.display().to_string())
+            .replace("PVDIR", &pv_dir.display().to_string()),
     );
     wait_running(&k, "hooked");
+    let claim = k.ok(&["get", "pvc", "hooked-claim", "--no-headers"]);
+    let row = table(&claim);
+    assert_eq!(row[0][1..3], ["Bound", "hooked-pv"], "{claim}");
+    eventually(
+        "the container to write into the claim's volume",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(pv_dir.join("file"))
+                .ok()
+                .filter(|s| s == "kept\n")
+        },
+    );
     let state = host_dir.join("state");
     eventually(
         "the container to write into the hostPath",
