@@ -8,7 +8,8 @@
 //! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes;
 //! securityContext (also privileged), hostNetwork, a hostPort, a memory-backed emptyDir and
 //! the resolv.conf of `--cluster-dns`; hostPath DirectoryOrCreate, a claim bound to a hostPath
-//! PersistentVolume, and a preStop hook.
+//! PersistentVolume, and a preStop hook; ErrImagePull, ImagePullBackOff and ErrImageNeverPull
+//! with their events.
 //!
 //! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
 //! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
@@ -1202,6 +1203,27 @@ spec:
     volumeMounts:
     - name: scratch
       mountPath: /scratch
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: unpullable
+spec:
+  nodeName: NODE
+  containers:
+  - name: app
+    image: 127.0.0.1:9/ferrokube/none:1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: never-pulled
+spec:
+  nodeName: NODE
+  containers:
+  - name: app
+    image: busybox:not-here
+    imagePullPolicy: Never
 "#;
 
 /// securityContext (user, group, read-only root, dropped capabilities, privileged),
@@ -1317,6 +1339,65 @@ fn security_context_and_host_network_apply_to_the_containers() {
         || http_get(&format!("127.0.0.1:{mapped}")).filter(|p| p.contains("200 OK")),
     );
     assert!(page.contains("through the host port"), "{page}");
+
+    // Images that cannot be had: a registry on a closed loopback port (nothing leaves the
+    // machine), and a missing image with pull policy Never.
+    let waiting = |pod: &str| {
+        let w = k.ok(&[
+            "get",
+            "pod",
+            pod,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+        ]);
+        let (reason, message) = w.split_once('|').unwrap_or((&w, ""));
+        (reason.to_string(), message.to_string())
+    };
+    let image = "127.0.0.1:9/ferrokube/none:1";
+    let (_, message) = eventually(
+        "the unpullable image to back off",
+        Duration::from_secs(60),
+        || Some(waiting("unpullable")).filter(|(r, _)| r == "ImagePullBackOff"),
+    );
+    assert!(
+        message.starts_with(&format!("Back-off pulling image \"{image}\"")),
+        "{message}"
+    );
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=unpullable",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    for line in [
+        format!("Pulling: Pulling image \"{image}\""),
+        format!("Failed: Failed to pull image \"{image}\": "),
+        "Failed: Error: ErrImagePull".to_string(),
+        format!("BackOff: Back-off pulling image \"{image}\""),
+        "Failed: Error: ImagePullBackOff".to_string(),
+    ] {
+        assert!(
+            events.lines().any(|l| l.starts_with(&line)),
+            "no event {line:?} in\n{events}"
+        );
+    }
+    let row = pod_row(&k, "unpullable").expect("unpullable pod");
+    assert!(
+        row.0 == "ImagePullBackOff" || row.0 == "ErrImagePull",
+        "{row:?}"
+    );
+    let (reason, message) = eventually(
+        "the missing image with pull policy Never",
+        Duration::from_secs(30),
+        || Some(waiting("never-pulled")).filter(|(r, _)| !r.is_empty()),
+    );
+    assert_eq!(reason, "ErrImageNeverPull");
+    assert_eq!(
+        message,
+        "Container image \"busybox:not-here\" is not present with pull policy of Never"
+    );
     node.stop();
 }
 
