@@ -548,12 +548,22 @@ pub fn record(
             )
         }
     };
-    let mut entries: Vec<Value> = new
-        .pointer("/metadata/managedFields")
-        .or_else(|| old.and_then(|o| o.pointer("/metadata/managedFields")))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    // A write of the main resource whose managedFields is one empty entry resets them
+    // (upstream's isResetManagedFields); one without them keeps the stored ones.
+    let reset = subresource.is_empty()
+        && new
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() == 1 && a[0].as_object().is_some_and(Map::is_empty));
+    let mut entries: Vec<Value> = if reset {
+        Vec::new()
+    } else {
+        new.pointer("/metadata/managedFields")
+            .or_else(|| old.and_then(|o| o.pointer("/metadata/managedFields")))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let is_mine = |e: &Value| {
         e.get("manager").and_then(Value::as_str).unwrap_or("") == manager
             && e.get("operation").and_then(Value::as_str) == Some(operation)

@@ -176,6 +176,57 @@ async fn create_defaults_and_stamps_server_fields() {
     assert_eq!(p["metadata"]["managedFields"][0]["operation"], "Update");
 }
 
+/// Informers cache objects without managedFields; an update that sends such an object back
+/// keeps the stored entries (and records its own); a list of one empty entry clears them (an
+/// empty list does not, on purpose upstream, so clients unaware of the field never strip it).
+#[tokio::test]
+async fn updates_without_managed_fields_keep_the_stored_ones() {
+    let a = api().await;
+    let mut p = a.create_pod("default", "web").await;
+    let path = "/api/v1/namespaces/default/pods/web";
+    p["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    p["metadata"]["labels"] = json!({"tier": "front"});
+    let r = a.req(Method::PUT, path, Some(p.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let fields = r.body["metadata"]["managedFields"].as_array().unwrap();
+    assert!(!fields.is_empty(), "{}", r.body);
+    assert!(
+        fields
+            .iter()
+            .any(|f| f["fieldsV1"]["f:metadata"]["f:labels"]["f:tier"].is_object()),
+        "the update's own fields are recorded: {fields:?}"
+    );
+    assert!(
+        fields
+            .iter()
+            .any(|f| f["fieldsV1"]["f:spec"]["f:containers"].is_object()),
+        "the creator's fields are kept: {fields:?}"
+    );
+    let mut p = r.body;
+    p["metadata"]["managedFields"] = json!([]);
+    let r = a.req(Method::PUT, path, Some(p)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body["metadata"]["managedFields"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "an empty list keeps them: {}",
+        r.body
+    );
+    let mut p = r.body;
+    p["metadata"]["managedFields"] = json!([{}]);
+    let r = a.req(Method::PUT, path, Some(p)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body["metadata"]["managedFields"].is_null(),
+        "one empty entry resets them: {}",
+        r.body
+    );
+}
+
 #[tokio::test]
 async fn generate_name_makes_unique_names() {
     let a = api().await;

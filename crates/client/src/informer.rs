@@ -294,13 +294,22 @@ where
                     tracing::debug!(kind = %K::kind(&()), error = %e, "informer watch error; retrying")
                 }
                 Some(Ok(watcher::Event::Init)) => buffer.clear(),
-                Some(Ok(watcher::Event::InitApply(o))) => buffer.push(o),
+                Some(Ok(watcher::Event::InitApply(o))) => buffer.push(without_managed_fields(o)),
                 Some(Ok(watcher::Event::InitDone)) => self.replace(std::mem::take(&mut buffer)),
-                Some(Ok(watcher::Event::Apply(o))) => self.apply(o),
+                Some(Ok(watcher::Event::Apply(o))) => self.apply(without_managed_fields(o)),
                 Some(Ok(watcher::Event::Delete(o))) => self.delete(&o),
             }
         }
     }
+}
+
+/// Watched objects are cached without `metadata.managedFields`, as upstream's controllers and
+/// scheduler do (`TransformStripManagedFields`): nothing that reads a cache needs them, they are
+/// often the larger part of a small object, and a write that sends a cached object back
+/// without them keeps the stored ones.
+fn without_managed_fields<K: Resource>(mut o: K) -> K {
+    o.meta_mut().managed_fields = None;
+    o
 }
 
 /// Creates informers on first use and shares them: everyone asking for pods gets the same one.

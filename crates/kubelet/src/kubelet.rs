@@ -586,7 +586,9 @@ impl Kubelet {
     async fn worker(self: Arc<Self>, uid: String, notify: Arc<Notify>) {
         loop {
             self.metrics.pod_syncs.fetch_add(1, Ordering::Relaxed);
-            let next = self.sync_pod(&uid).await;
+            // Boxed: a sync's state is some 18 KB, and a worker spends most of its life
+            // waiting between syncs; inline, every pod's task would hold it all the time.
+            let next = Box::pin(self.sync_pod(&uid)).await;
             match next {
                 Next::Done => {
                     self.workers.lock().remove(&uid);
