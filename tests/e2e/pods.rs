@@ -1559,7 +1559,7 @@ fn the_python_client_execs_and_port_forwards_over_websockets() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(
-        stderr.contains("Ran 3 tests") && stderr.contains("\nOK"),
+        stderr.contains("Ran 4 tests") && stderr.contains("\nOK"),
         "{stderr}"
     );
 }

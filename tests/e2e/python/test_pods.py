@@ -1,8 +1,9 @@
 """The official Python client's streaming against pods on a real node: WebSocket exec (output,
-stderr, exit codes) and WebSocket port-forward. The pod named by $POD runs the project's
+stderr, stdin, exit codes) and WebSocket port-forward. The pod named by $POD runs the project's
 busybox-httpd image in namespace default; tests/e2e/pods.rs starts it and this script."""
 
 import os
+import time
 import unittest
 
 from kubernetes import client, config
@@ -42,6 +43,26 @@ class PodStreaming(unittest.TestCase):
         self.assertEqual(resp.read_stdout(), "out\n")
         self.assertEqual(resp.read_stderr(), "err\n")
         self.assertEqual(resp.returncode, 5)
+
+    def test_exec_reads_what_is_written_to_stdin(self):
+        resp = self.exec(
+            ["sh", "-c", "read line; echo got $line; read more; echo and $more"],
+            stdin=True,
+            _preload_content=False,
+        )
+        resp.write_stdin("hello\n")
+        out = ""
+        deadline = time.time() + 20
+        while "got hello" not in out and time.time() < deadline:
+            resp.update(timeout=1)
+            out += resp.read_stdout(timeout=0) or ""
+        resp.write_stdin("world\n")
+        while resp.is_open() and time.time() < deadline:
+            resp.update(timeout=1)
+            out += resp.read_stdout(timeout=0) or ""
+        self.assertEqual(out, "got hello\nand world\n")
+        self.assertEqual(resp.returncode, 0)
+        resp.close()
 
     def test_port_forward_reaches_the_pods_port(self):
         pf = portforward(

@@ -278,6 +278,9 @@ async fn websocket_session(target: Arc<Target>, ws: ws::Ws, ports: Vec<u16>) {
         while let Some(Ok(msg)) = stream.next().await {
             let data = match msg {
                 Message::Binary(b) => b,
+                // Clients may send a channel's data as text (the Python client does for
+                // str data): the frame's bytes are read the same way, as upstream does.
+                Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
                 Message::Close(_) => break,
                 _ => continue,
             };

@@ -344,6 +344,9 @@ impl Runner {
             while let Some(Ok(msg)) = stream.next().await {
                 let data = match msg {
                     Message::Binary(b) => b,
+                    // Clients may send a channel's data as text (the Python client does for
+                    // str data): the frame's bytes are read the same way, as upstream does.
+                    Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
                     Message::Close(_) => break,
                     _ => continue,
                 };
