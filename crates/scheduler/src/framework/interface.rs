@@ -171,7 +171,10 @@ pub type NameBuildHasher = std::hash::BuildHasherDefault<NameHasher>;
 /// skipped for the rest of the cycle.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn StateData>, NameBuildHasher>,
+    /// A dozen entries at most, read for every node by Filter and Score plugins: a scan that
+    /// compares lengths and then addresses (the keys are the plugins' constants) costs less
+    /// than hashing the key.
+    data: Vec<(&'static str, Box<dyn StateData>)>,
     pub skip_filter: HashSet<&'static str, NameBuildHasher>,
     pub skip_score: HashSet<&'static str, NameBuildHasher>,
     /// `skip_filter` as one bit per Filter plugin of the framework, in its order, once
@@ -200,20 +203,27 @@ impl CycleState {
         Self::default()
     }
 
+    fn position(&self, key: &str) -> Option<usize> {
+        self.data.iter().position(|(k, _)| {
+            k.len() == key.len() && (std::ptr::eq(k.as_ptr(), key.as_ptr()) || *k == key)
+        })
+    }
+
     pub fn write<T: StateData>(&mut self, key: &'static str, v: T) {
-        self.data.insert(key, Box::new(v));
+        match self.position(key) {
+            Some(i) => self.data[i].1 = Box::new(v),
+            None => self.data.push((key, Box::new(v))),
+        }
     }
 
     pub fn read<T: 'static>(&self, key: &'static str) -> Option<&T> {
-        self.data
-            .get(key)
-            .and_then(|b| (**b).as_any().downcast_ref())
+        let i = self.position(key)?;
+        (*self.data[i].1).as_any().downcast_ref()
     }
 
     pub fn read_mut<T: 'static>(&mut self, key: &'static str) -> Option<&mut T> {
-        self.data
-            .get_mut(key)
-            .and_then(|b| (**b).as_any_mut().downcast_mut())
+        let i = self.position(key)?;
+        (*self.data[i].1).as_any_mut().downcast_mut()
     }
 }
 
