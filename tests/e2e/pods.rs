@@ -9,7 +9,8 @@
 //! securityContext (also privileged), hostNetwork, a hostPort, a memory-backed emptyDir and
 //! the resolv.conf of `--cluster-dns`; hostPath DirectoryOrCreate, a claim bound to a hostPath
 //! PersistentVolume, and a preStop hook; ErrImagePull, ImagePullBackOff and ErrImageNeverPull
-//! with their events.
+//! with their events; static pods started while the API server is down, mirrored once it is
+//! back.
 //!
 //! The node's guard stops everything it started, also on panic: the server by SIGTERM (then
 //! KILL), then `ferrokube agent-cleanup` (pod sandboxes, containerd, bridge, egress rules,
@@ -52,9 +53,13 @@ fn check_host() {
     );
 }
 
-/// A one-node cluster: `ferrokube server` with its agent and its own containerd.
+/// A one-node cluster: `ferrokube server` with its agent and its own containerd (or, split,
+/// `ferrokube server --disable-agent` and a `ferrokube agent` beside it).
 struct Node {
     child: Option<Child>,
+    /// Split mode: the agent's process and arguments.
+    agent: Option<Child>,
+    agent_args: Option<Vec<String>>,
     dir: PathBuf,
     _tmp: tempfile::TempDir,
     kubeconfig: PathBuf,
@@ -73,6 +78,16 @@ impl Node {
 
     /// A node whose server gets `extra` arguments besides the test's own.
     fn start_with(extra: &[&str]) -> Node {
+        Node::new(extra, false)
+    }
+
+    /// The server without its agent, on a fixed port (so an agent outlives a restart of it),
+    /// and the node as a separate `ferrokube agent`.
+    fn start_split() -> Node {
+        Node::new(&[], true)
+    }
+
+    fn new(extra: &[&str], split: bool) -> Node {
         check_host();
         let tmp = tempfile::Builder::new()
             .prefix("fk-pods-")
@@ -109,12 +124,42 @@ impl Node {
         std::fs::create_dir_all(&manifests).expect("manifests dir");
         std::fs::write(manifests.join("static-sleeper.yaml"), STATIC_POD).expect("static pod");
 
+        let port = if split {
+            free_port().to_string()
+        } else {
+            "0".to_string()
+        };
+        let agent_args = split.then(|| {
+            let d = dir.display().to_string();
+            let k = dir.join("admin.kubeconfig").display().to_string();
+            [
+                "agent",
+                "--kubeconfig",
+                &k,
+                "--data-dir",
+                &d,
+                "--node-name",
+                &name,
+                "--kubelet-port",
+                "0",
+                "--cni-bridge",
+                &bridge,
+                "--cgroup-root",
+                &cgroup_root,
+                "--pod-cidr",
+                &pod_cidr,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        });
+        let split_flag: &[&str] = if split { &["--disable-agent"] } else { &[] };
         let args: Vec<String> = [
             "server",
             "--bind-address",
             "127.0.0.1",
             "--port",
-            "0",
+            &port,
             "--node-name",
             &name,
             "--kubelet-port",
@@ -132,10 +177,12 @@ impl Node {
         .iter()
         .map(|s| s.to_string())
         .chain([dir.display().to_string()])
-        .chain(extra.iter().map(|s| s.to_string()))
+        .chain(extra.iter().chain(split_flag).map(|s| s.to_string()))
         .collect();
         let mut node = Node {
             child: None,
+            agent: None,
+            agent_args,
             kubeconfig: dir.join("admin.kubeconfig"),
             log: dir.join("server.log"),
             dir,
@@ -150,22 +197,44 @@ impl Node {
     }
 
     fn launch(&mut self) {
-        let _ = std::fs::remove_file(&self.kubeconfig);
+        self.start_server();
+        if self.agent.is_none()
+            && let Some(args) = &self.agent_args
+        {
+            self.agent = Some(self.spawn(args, "start ferrokube agent"));
+        }
+        self.wait_node();
+    }
+
+    /// `ferrokube` with `args`, its output appended to the log.
+    fn spawn(&self, args: &[String], what: &str) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("server log");
-        let child = Command::new(ferrokube_bin())
-            .args(&self.args)
+        Command::new(ferrokube_bin())
+            .args(args)
             .env("FERROKUBE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("start ferrokube server");
-        self.child = Some(child);
-        self.wait_ready();
+            .expect(what)
+    }
+
+    /// Starts the server and waits until its API answers.
+    fn start_server(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        self.child = Some(self.spawn(&self.args, "start ferrokube server"));
+        self.wait_api();
+    }
+
+    /// Split mode: stops the API server alone; the agent and its pods run on.
+    fn stop_server(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
     }
 
     /// Stops the server (and so its kubelet and containerd) with SIGTERM and starts it again on
@@ -189,7 +258,7 @@ impl Node {
         )
     }
 
-    fn wait_ready(&self) {
+    fn wait_api(&self) {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if self.kubeconfig.exists() && self.log().contains("API server ready") {
@@ -205,6 +274,9 @@ impl Node {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn wait_node(&self) {
         let k = self.kubectl("1.33");
         eventually("the node to be Ready", Duration::from_secs(60), || {
             let out = k.run(&["get", "node", &self.name, "--no-headers"]).stdout;
@@ -237,10 +309,13 @@ impl Node {
     }
 
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        let (agent, server) = (self.agent.take(), self.child.take());
+        if agent.is_none() && server.is_none() {
             return;
-        };
-        terminate(&mut child);
+        }
+        for mut child in agent.into_iter().chain(server) {
+            terminate(&mut child);
+        }
 
         // Pods, containerd, the bridge, egress rules and cgroups.
         if let Ok(mut c) = Command::new(ferrokube_bin())
@@ -1397,6 +1472,60 @@ fn security_context_and_host_network_apply_to_the_containers() {
     assert_eq!(
         message,
         "Container image \"busybox:not-here\" is not present with pull policy of Never"
+    );
+    node.stop();
+}
+
+const LONELY_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: lonely
+  namespace: default
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:1.35
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done # MARKER"]
+"#;
+
+/// A static pod added while the API server is down starts anyway, the running ones keep
+/// running, and once the API server is back the new one is mirrored into the API.
+#[test]
+fn static_pods_run_without_the_api_server() {
+    let mut node = Node::start_split();
+    let k = node.kubectl("1.33");
+    wait_running(&k, &format!("static-sleeper-{}", node.name));
+    node.stop_server();
+
+    let marker = format!("lonely-{}", node.name);
+    std::fs::write(
+        node.dir.join("agent/manifests/lonely.yaml"),
+        LONELY_POD.replace("MARKER", &marker),
+    )
+    .expect("write the manifest");
+    eventually(
+        "the static pod to start with no API server",
+        Duration::from_secs(60),
+        || (!processes_naming(&marker).is_empty()).then_some(()),
+    );
+    let sleepers = processes_in_cgroup(&node.cgroup_root)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("static pod up"))
+        })
+        .count();
+    assert_eq!(sleepers, 1, "the static pod from before kept running");
+
+    node.start_server();
+    let ip = wait_running(&k, &format!("lonely-{}", node.name));
+    assert!(ip.starts_with(&node.pod_prefix), "{ip}");
+    assert_eq!(
+        processes_naming(&marker).len(),
+        1,
+        "one container, not a second one for the mirror pod"
     );
     node.stop();
 }
