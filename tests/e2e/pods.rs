@@ -230,6 +230,16 @@ impl Node {
         self.wait_api();
     }
 
+    /// Split mode: restarts the agent alone (and so its containerd); pods run on.
+    fn restart_agent(&mut self) {
+        if let Some(mut agent) = self.agent.take() {
+            terminate(&mut agent);
+        }
+        let args = self.agent_args.clone().expect("a split node");
+        self.agent = Some(self.spawn(&args, "start ferrokube agent"));
+        self.wait_node();
+    }
+
     /// Split mode: stops the API server alone; the agent and its pods run on.
     fn stop_server(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -1491,7 +1501,8 @@ spec:
 "#;
 
 /// A static pod added while the API server is down starts anyway, the running ones keep
-/// running, and once the API server is back the new one is mirrored into the API.
+/// running, and once the API server is back the new one is mirrored into the API; then the
+/// agent restarted alone picks its pods up again without restarting or duplicating them.
 #[test]
 fn static_pods_run_without_the_api_server() {
     let mut node = Node::start_split();
@@ -1527,6 +1538,23 @@ fn static_pods_run_without_the_api_server() {
         1,
         "one container, not a second one for the mirror pod"
     );
+
+    // The agent restarted alone finds its pods running and starts nothing twice.
+    let lonely = format!("lonely-{}", node.name);
+    let started = |k: &Kubectl| {
+        k.ok(&[
+            "get",
+            "pod",
+            &lonely,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.running.startedAt} {.status.containerStatuses[0].restartCount}",
+        ])
+    };
+    let before = started(&k);
+    node.restart_agent();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(started(&k), before, "the container was restarted");
+    assert_eq!(processes_naming(&marker).len(), 1, "a second container");
     node.stop();
 }
 
