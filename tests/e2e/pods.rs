@@ -129,37 +129,8 @@ impl Node {
         } else {
             "0".to_string()
         };
-        let agent_args = split.then(|| {
-            let d = dir.display().to_string();
-            let k = dir.join("admin.kubeconfig").display().to_string();
-            [
-                "agent",
-                "--kubeconfig",
-                &k,
-                "--data-dir",
-                &d,
-                "--node-name",
-                &name,
-                "--kubelet-port",
-                "0",
-                "--cni-bridge",
-                &bridge,
-                "--cgroup-root",
-                &cgroup_root,
-                "--pod-cidr",
-                &pod_cidr,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-        });
-        let split_flag: &[&str] = if split { &["--disable-agent"] } else { &[] };
-        let args: Vec<String> = [
-            "server",
-            "--bind-address",
-            "127.0.0.1",
-            "--port",
-            &port,
+        // What the node's agent is told, inside the server or on its own.
+        let node_flags: Vec<String> = [
             "--node-name",
             &name,
             "--kubelet-port",
@@ -168,17 +139,39 @@ impl Node {
             &bridge,
             "--cgroup-root",
             &cgroup_root,
-            "--cluster-cidr",
-            &cluster_cidr,
             "--pod-cidr",
             &pod_cidr,
             "--data-dir",
+            &dir.display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
-        .chain([dir.display().to_string()])
-        .chain(extra.iter().chain(split_flag).map(|s| s.to_string()))
         .collect();
+        let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let kubeconfig = dir.join("admin.kubeconfig").display().to_string();
+        let agent_args = split.then(|| {
+            [
+                strings(&["agent", "--kubeconfig", &kubeconfig]),
+                node_flags.clone(),
+            ]
+            .concat()
+        });
+        let split_flag: &[&str] = if split { &["--disable-agent"] } else { &[] };
+        let args = [
+            strings(&[
+                "server",
+                "--bind-address",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--cluster-cidr",
+                &cluster_cidr,
+            ]),
+            node_flags,
+            strings(extra),
+            strings(split_flag),
+        ]
+        .concat();
         let mut node = Node {
             child: None,
             agent: None,
