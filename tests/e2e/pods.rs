@@ -2,7 +2,8 @@
 //! supervises its own containerd under the test's data dir and wires pods to a CNI bridge the
 //! test names. Images come from Debian's busybox-static through `ferrokube images build-test`
 //! (no registry: nothing leaves the machine). Seen through the real kubectl 1.33 (WebSocket
-//! streaming) and 1.27 (SPDY): run, get, logs, exec (output, stdin, exit codes), port-forward,
+//! streaming) and 1.27 (SPDY): run, get, logs, exec (output, stdin, exit codes, a tty of the
+//! terminal's size), port-forward,
 //! delete, CrashLoopBackOff, configMap/secret/emptyDir and the service account's projected
 //! token volume; init containers, env from ConfigMap/Secret/fieldRef/resourceFieldRef and
 //! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes;
@@ -883,8 +884,14 @@ fn ready_column(k: &Kubectl, name: &str) -> Option<String> {
 
 /// Runs kubectl under `script`, which gives it a pseudo-terminal as its stdin and stdout.
 fn kubectl_in_pty(k: &Kubectl, args: &str) -> String {
+    kubectl_in_sized_pty(k, None, args)
+}
+
+/// kubectl in a pseudo-terminal of `size` (rows, columns) when given.
+fn kubectl_in_sized_pty(k: &Kubectl, size: Option<(u16, u16)>, args: &str) -> String {
+    let stty = size.map_or(String::new(), |(r, c)| format!("stty rows {r} cols {c}; "));
     let cmd = format!(
-        "{} --cache-dir {} {args}",
+        "{stty}{} --cache-dir {} {args}",
         k.bin.display(),
         k.home.join("cache").display()
     );
@@ -939,11 +946,18 @@ fn containers_are_killed_probed_and_streamed_as_upstream() {
         assert!(o.contains("line "), "kubectl {v} attach: {o}");
     }
 
-    // exec -it through a pseudo-terminal: the command sees a tty.
+    // exec -it through a pseudo-terminal: the command sees a tty, of the size of kubectl's
+    // terminal (sent on the resize channel).
     for kc in [&k, &k27] {
         let out = kubectl_in_pty(kc, "exec -it counter -- sh -c 'tty; echo done'");
         assert!(out.contains("/dev/pts/"), "{out}");
         assert!(out.contains("done"), "{out}");
+        let out = kubectl_in_sized_pty(
+            kc,
+            Some((33, 101)),
+            "exec -it counter -- sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do [ \"$(stty size)\" = \"33 101\" ] && break; sleep 1; done; stty size'",
+        );
+        assert!(out.contains("33 101"), "{out}");
     }
 
     // cp out of and into a container (tar through exec).
