@@ -960,6 +960,35 @@ fn containers_are_killed_probed_and_streamed_as_upstream() {
         assert!(out.contains("33 101"), "{out}");
     }
 
+    // kubectl run -i --rm: what is piped to kubectl reaches the container's stdin through
+    // attach, its output comes back, and the pod is deleted afterwards.
+    for (i, kc) in [&k, &k27].into_iter().enumerate() {
+        let name = format!("reader-{i}");
+        let out = kc.run_stdin(
+            &[
+                "run",
+                &name,
+                "-i",
+                "--rm",
+                "--restart=Never",
+                "--image=busybox:1.35",
+                &format!("--overrides={}", node.overrides()),
+                "--",
+                "sh",
+                "-c",
+                "read line; echo got $line",
+            ],
+            "hello\n",
+        );
+        assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("got hello"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("pod \"{name}\" deleted")),
+            "{}",
+            out.stdout
+        );
+    }
+
     // cp out of and into a container (tar through exec).
     let local = node.dir.join("hostname-copy");
     for kc in [&k, &k27] {
