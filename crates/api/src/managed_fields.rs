@@ -549,21 +549,24 @@ pub fn record(
         }
     };
     // A write of the main resource whose managedFields is one empty entry resets them
-    // (upstream's isResetManagedFields); one without them keeps the stored ones.
+    // (upstream's isResetManagedFields). One without them, or with an empty list, keeps the
+    // stored ones: upstream documents that an empty list does not reset them, so clients
+    // unaware of the field never strip it.
+    let requested = new
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty());
     let reset = subresource.is_empty()
-        && new
-            .pointer("/metadata/managedFields")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.len() == 1 && a[0].as_object().is_some_and(Map::is_empty));
-    let mut entries: Vec<Value> = if reset {
-        Vec::new()
+        && requested.is_some_and(|a| a.len() == 1 && a[0].as_object().is_some_and(Map::is_empty));
+    let stored = if reset {
+        None
     } else {
-        new.pointer("/metadata/managedFields")
-            .or_else(|| old.and_then(|o| o.pointer("/metadata/managedFields")))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+        requested.or_else(|| {
+            old.and_then(|o| o.pointer("/metadata/managedFields"))
+                .and_then(Value::as_array)
+        })
     };
+    let mut entries: Vec<Value> = stored.cloned().unwrap_or_default();
     let is_mine = |e: &Value| {
         e.get("manager").and_then(Value::as_str).unwrap_or("") == manager
             && e.get("operation").and_then(Value::as_str) == Some(operation)
@@ -631,10 +634,7 @@ pub fn record(
             e.insert("subresource".into(), json!(subresource));
         }
         // Upstream keeps entries in the order they were first written.
-        let pos = new
-            .pointer("/metadata/managedFields")
-            .or_else(|| old.and_then(|o| o.pointer("/metadata/managedFields")))
-            .and_then(Value::as_array)
+        let pos = stored
             .and_then(|a| a.iter().position(is_mine))
             .unwrap_or(out.len());
         out.insert(pos.min(out.len()), Value::Object(e));

@@ -18,38 +18,31 @@ use super::interface::NameBuildHasher;
 
 pub type LabelId = u32;
 
-#[derive(Default)]
-struct Table {
-    ids: HashMap<Arc<str>, LabelId, NameBuildHasher>,
-    names: Vec<Arc<str>>,
-}
-
-static TABLE: LazyLock<RwLock<Table>> = LazyLock::new(Default::default);
+static IDS: LazyLock<RwLock<HashMap<Arc<str>, LabelId, NameBuildHasher>>> =
+    LazyLock::new(Default::default);
 
 /// The id of `s`, given a new one if it has none yet. Only for node labels.
 pub fn intern(s: &str) -> LabelId {
-    if let Some(id) = TABLE.read().ids.get(s) {
+    if let Some(id) = IDS.read().get(s) {
         return *id;
     }
-    let mut t = TABLE.write();
-    if let Some(id) = t.ids.get(s) {
-        return *id;
-    }
-    let id = t.names.len() as LabelId;
-    let name: Arc<str> = Arc::from(s);
-    t.names.push(name.clone());
-    t.ids.insert(name, id);
-    id
+    let mut ids = IDS.write();
+    let next = ids.len() as LabelId;
+    *ids.entry(Arc::from(s)).or_insert(next)
 }
 
 /// The id of `s` if any node label ever had it (no id: no node has it now either).
 pub fn lookup(s: &str) -> Option<LabelId> {
-    TABLE.read().ids.get(s).copied()
+    IDS.read().get(s).copied()
 }
 
-/// The string with this id.
+/// The string with this id (tests: the table keeps no reverse index).
+#[cfg(test)]
 pub fn name(id: LabelId) -> Option<Arc<str>> {
-    TABLE.read().names.get(id as usize).cloned()
+    IDS.read()
+        .iter()
+        .find(|(_, v)| **v == id)
+        .map(|(k, _)| k.clone())
 }
 
 /// A node's labels as (key id, value id), sorted by key id.

@@ -85,7 +85,7 @@ const MEMOS_KEPT: usize = 4;
 /// What one node adds to PreFilter's counts: per constraint its domain and matching pods
 /// (`None` for a constraint the node is not eligible for); `None` altogether when the node
 /// lacks one of the topology keys.
-type NodeCounts = Option<Vec<Option<(String, i64)>>>;
+type NodeCounts = Option<Vec<Option<(LabelId, i64)>>>;
 
 /// Matching pods per topology value (its [`label_ids`] id); looked up for every node Filter and
 /// Score see, so by number and with the framework's short-key hasher rather than SipHash.
@@ -96,7 +96,7 @@ type Counts = HashMap<LabelId, i64, NameBuildHasher>;
 /// one cycle to the next in [`Memos`]: per constraint, domain -> (eligible nodes in it,
 /// matching pods in it).
 #[derive(Clone, Default)]
-struct SpreadTotals(Vec<HashMap<String, (usize, i64)>>);
+struct SpreadTotals(Vec<HashMap<LabelId, (usize, i64), NameBuildHasher>>);
 
 impl Totals<NodeCounts> for SpreadTotals {
     fn clear(&mut self) {
@@ -106,7 +106,7 @@ impl Totals<NodeCounts> for SpreadTotals {
     fn apply(&mut self, part: &NodeCounts, sign: i64) {
         let Some(per) = part else { return };
         if self.0.len() < per.len() {
-            self.0.resize_with(per.len(), HashMap::new);
+            self.0.resize_with(per.len(), HashMap::default);
         }
         for (i, d) in per.iter().enumerate() {
             let Some((domain, count)) = d else { continue };
@@ -149,12 +149,9 @@ fn node_counts(
         constraints
             .iter()
             .map(|c| {
-                c.includes_node(pod, aff, n).then(|| {
-                    (
-                        n.labels()[&c.topology_key].clone(),
-                        count_matching(n, &c.selector, pod.namespace()),
-                    )
-                })
+                let v = value_id(n, c)?;
+                c.includes_node(pod, aff, n)
+                    .then(|| (v, count_matching(n, &c.selector, pod.namespace())))
             })
             .collect(),
     )
@@ -404,15 +401,10 @@ impl PreFilterPlugin for PodTopologySpread {
             &snapshot.nodes,
             |n| node_counts(pod, &constraints, &aff, n),
         );
-        // Domains are node label values, so each has an id.
         let mut counts: Vec<Counts> = totals
             .0
             .iter()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|(d, (_, c))| Some((label_ids::lookup(d)?, *c)))
-                    .collect()
-            })
+            .map(|t| t.iter().map(|(d, (_, c))| (*d, *c)).collect())
             .collect();
         counts.resize_with(constraints.len(), Counts::default);
         let mut s = PreFilterState {
