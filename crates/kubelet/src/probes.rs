@@ -211,87 +211,214 @@ where
     sender.send_request(req).await.map_err(|e| e.to_string())
 }
 
-/// gRPC health checking (`grpc.health.v1.Health/Check`) over cleartext HTTP/2.
+/// gRPC status code names, as grpc-go prints them in `rpc error: code = ...`.
+fn grpc_code_name(code: u32) -> String {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "Canceled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "Unauthenticated",
+    ];
+    NAMES
+        .get(code as usize)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| format!("Code({code})"))
+}
+
+/// `grpc-message` is percent-encoded on the wire.
+fn grpc_message_decode(raw: &str) -> String {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Go's `%v` of a probe timeout (whole seconds here): `1s`, `2m0s`.
+fn go_seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60)
+    }
+}
+
+/// How a gRPC health check call ended before a response message arrived.
+enum GrpcCallError {
+    /// The call finished with a non-OK status.
+    Status(u32, String),
+    /// The connection broke during the call.
+    Transport(String),
+}
+
+/// One `grpc.health.v1.Health/Check` call on an HTTP/2 connection: the serving status the
+/// server answered with.
+async fn grpc_health_check<S>(io: S, addr: &str, service: &str) -> Result<u64, GrpcCallError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let transport = |e: hyper::Error| GrpcCallError::Transport(e.to_string());
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .map_err(transport)?;
+    tokio::spawn(conn);
+    // HealthCheckRequest { string service = 1; }, in gRPC's length-prefixed framing.
+    let mut msg = Vec::new();
+    if !service.is_empty() {
+        msg.push(0x0a);
+        prost::encoding::encode_varint(service.len() as u64, &mut msg);
+        msg.extend_from_slice(service.as_bytes());
+    }
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&msg);
+    let req = http::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("user-agent", "kube-probe/1.33")
+        .body(http_body_util::Full::new(Bytes::from(framed)))
+        .map_err(|e| GrpcCallError::Transport(e.to_string()))?;
+    let resp = sender.send_request(req).await.map_err(transport)?;
+    let (parts, body) = resp.into_parts();
+    if !parts.status.is_success() {
+        // grpc-go's mapping of a non-gRPC HTTP answer.
+        let code = match parts.status.as_u16() {
+            400 => 13,
+            401 => 16,
+            403 => 7,
+            404 => 12,
+            429 | 502 | 503 | 504 => 14,
+            _ => 2,
+        };
+        return Err(GrpcCallError::Status(
+            code,
+            format!(
+                "unexpected HTTP status code received from server: {} ({})",
+                parts.status.as_u16(),
+                parts.status.canonical_reason().unwrap_or("")
+            ),
+        ));
+    }
+    let collected = body.collect().await.map_err(transport)?;
+    let trailers = collected.trailers().cloned();
+    let data = collected.to_bytes();
+    // The status comes in the trailers, or in the headers of a trailers-only answer.
+    let field = |name: &str| {
+        trailers
+            .as_ref()
+            .and_then(|t| t.get(name))
+            .or_else(|| parts.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let code = match field("grpc-status") {
+        Some(c) => c.parse::<u32>().unwrap_or(2),
+        None => {
+            return Err(GrpcCallError::Status(
+                13,
+                "server closed the stream without sending trailers".into(),
+            ));
+        }
+    };
+    if code != 0 {
+        let message = grpc_message_decode(&field("grpc-message").unwrap_or_default());
+        return Err(GrpcCallError::Status(code, message));
+    }
+    // HealthCheckResponse { ServingStatus status = 1; } after the 5-byte message prefix; an
+    // empty message is UNKNOWN (0).
+    let mut rest = data.get(5..).unwrap_or_default();
+    let mut status = 0;
+    while !rest.is_empty() {
+        let Ok(key) = prost::encoding::decode_varint(&mut rest) else {
+            break;
+        };
+        let Ok(value) = prost::encoding::decode_varint(&mut rest) else {
+            break;
+        };
+        if key == 0x08 {
+            status = value;
+        }
+    }
+    Ok(status)
+}
+
+/// gRPC health checking (`grpc.health.v1.Health/Check`) over cleartext HTTP/2, as upstream's
+/// prober does it: the connection is retried until the timeout (grpc-go's blocking dial), the
+/// call must answer SERVING, and the failure texts are upstream's.
 pub async fn grpc(action: &GRPCAction, host: &str, timeout: Duration) -> Outcome {
     let addr = join_host_port(host, action.port as u16);
     let service = action.service.clone().unwrap_or_default();
-    let fut = async {
-        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
-            format!(
-                "failed to connect service {addr:?} within {}s: {}",
-                timeout.as_secs(),
-                dial_error(&addr, &e)
-            )
-        })?;
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(tcp),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        // HealthCheckRequest { string service = 1; }, in gRPC's length-prefixed framing.
-        let mut msg = Vec::new();
-        if !service.is_empty() {
-            msg.push(0x0a);
-            prost::encoding::encode_varint(service.len() as u64, &mut msg);
-            msg.extend_from_slice(service.as_bytes());
+    let deadline = tokio::time::Instant::now() + timeout;
+    let within = go_seconds(timeout);
+    // grpc-go waits a second before it redials a refused address.
+    let tcp = loop {
+        match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&addr)).await {
+            Ok(Ok(tcp)) => break tcp,
+            Ok(Err(_)) if tokio::time::Instant::now() + Duration::from_secs(1) < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => {
+                tokio::time::sleep_until(deadline).await;
+                return Outcome::Failure(format!(
+                    "timeout: failed to connect service {addr:?} within {within}: context \
+                     deadline exceeded"
+                ));
+            }
         }
-        let mut framed = vec![0u8];
-        framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-        framed.extend_from_slice(&msg);
-        let req = http::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .header("user-agent", "kube-probe/1.33")
-            .body(http_body_util::Full::new(Bytes::from(framed)))
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let (parts, body) = resp.into_parts();
-        let collected = body.collect().await.map_err(|e| e.to_string())?;
-        let trailers = collected.trailers().cloned();
-        let data = collected.to_bytes();
-        let code = trailers
-            .as_ref()
-            .and_then(|t| t.get("grpc-status"))
-            .or_else(|| parts.headers.get("grpc-status"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<i32>().ok())
-            .unwrap_or(2);
-        if code != 0 {
-            let message = trailers
-                .as_ref()
-                .and_then(|t| t.get("grpc-message"))
-                .or_else(|| parts.headers.get("grpc-message"))
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            return Err(format!(
-                "health rpc probe failed: rpc error: code = {code} desc = {message}"
-            ));
-        }
-        // HealthCheckResponse { ServingStatus status = 1; }: SERVING is 1.
-        let status = if data.len() > 5 && data[5] == 0x08 {
-            let mut rest = &data[6..];
-            prost::encoding::decode_varint(&mut rest).unwrap_or(0)
-        } else {
-            0
-        };
-        Ok(status)
     };
-    match tokio::time::timeout(timeout, fut).await {
-        Err(_) => Outcome::Failure(format!(
-            "timeout: health rpc did not complete within {}s",
-            timeout.as_secs()
+    match tokio::time::timeout_at(deadline, grpc_health_check(tcp, &addr, &service)).await {
+        Err(_) | Ok(Err(GrpcCallError::Status(4, _))) => Outcome::Failure(format!(
+            "timeout: health rpc did not complete within {within}"
         )),
-        Ok(Err(e)) => Outcome::Failure(e),
-        Ok(Ok(1)) => Outcome::Success(String::new()),
+        Ok(Err(GrpcCallError::Status(12, message))) => Outcome::Failure(format!(
+            "error: this server does not implement the grpc health protocol \
+             (grpc.health.v1.Health): {message}"
+        )),
+        Ok(Err(GrpcCallError::Status(code, message))) => Outcome::Failure(format!(
+            "error: health rpc probe failed: rpc error: code = {} desc = {message}",
+            grpc_code_name(code)
+        )),
+        Ok(Err(GrpcCallError::Transport(e))) => Outcome::Failure(format!(
+            "error: health rpc probe failed: rpc error: code = Unavailable desc = {e}"
+        )),
+        Ok(Ok(1)) => Outcome::Success("service healthy".into()),
         Ok(Ok(s)) => {
             let name = match s {
-                0 => "UNKNOWN",
-                2 => "NOT_SERVING",
-                3 => "SERVICE_UNKNOWN",
-                _ => "UNKNOWN",
+                0 => "UNKNOWN".to_string(),
+                2 => "NOT_SERVING".to_string(),
+                3 => "SERVICE_UNKNOWN".to_string(),
+                n => n.to_string(),
             };
             Outcome::Failure(format!("service unhealthy (responded with {name:?})"))
         }
@@ -596,6 +723,159 @@ mod tests {
                 "dial tcp 127.0.0.1:{cport}: connect: connection refused"
             ))
         );
+    }
+
+    /// A gRPC health server as an application runs one (grpc.health.v1.Health/Check over
+    /// cleartext HTTP/2): each service name has a serving status; a name it does not know
+    /// answers NOT_FOUND "unknown service" as grpc-go's health server does, in a
+    /// trailers-only response; any other method is UNIMPLEMENTED.
+    async fn health_server(statuses: Arc<Mutex<HashMap<String, u64>>>) -> u16 {
+        use http_body_util::{Either, Empty, StreamBody};
+        use hyper::body::Frame;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    return;
+                };
+                let statuses = statuses.clone();
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let statuses = statuses.clone();
+                        async move {
+                            let only_trailers = |code: &str, msg: &str| {
+                                http::Response::builder()
+                                    .header("content-type", "application/grpc")
+                                    .header("grpc-status", code)
+                                    .header("grpc-message", msg)
+                                    .body(Either::Left(Empty::<Bytes>::new()))
+                            };
+                            if req.uri().path() != "/grpc.health.v1.Health/Check" {
+                                return only_trailers("12", "unknown method");
+                            }
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let mut rest = &body[5..];
+                            let mut service = String::new();
+                            if !rest.is_empty() {
+                                assert_eq!(rest[0], 0x0a);
+                                rest = &rest[1..];
+                                let n = prost::encoding::decode_varint(&mut rest).unwrap() as usize;
+                                service = String::from_utf8(rest[..n].to_vec()).unwrap();
+                            }
+                            let Some(status) = statuses.lock().get(&service).copied() else {
+                                return only_trailers("5", "unknown%20service");
+                            };
+                            let mut msg = vec![0u8, 0, 0, 0, 2, 0x08];
+                            prost::encoding::encode_varint(status, &mut msg);
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", "0".parse().unwrap());
+                            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+                                Ok(Frame::data(Bytes::from(msg))),
+                                Ok(Frame::trailers(trailers)),
+                            ];
+                            http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(Either::Right(StreamBody::new(futures::stream::iter(
+                                    frames,
+                                ))))
+                        }
+                    });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc),
+                );
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_ask_the_health_service_and_fail_as_upstream_does() {
+        let statuses = Arc::new(Mutex::new(HashMap::from([
+            (String::new(), 1),
+            ("db".to_string(), 2),
+        ])));
+        let port = health_server(statuses.clone()).await;
+        let action = |service: Option<&str>| GRPCAction {
+            port: port as i32,
+            service: service.map(str::to_string),
+        };
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            grpc(&action(None), "127.0.0.1", second).await,
+            Outcome::Success("service healthy".into())
+        );
+        assert_eq!(
+            grpc(&action(Some("db")), "127.0.0.1", second).await,
+            Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
+        );
+        statuses.lock().insert("db".into(), 1);
+        assert!(grpc(&action(Some("db")), "127.0.0.1", second).await.ok());
+        statuses.lock().insert(String::new(), 0);
+        assert_eq!(
+            grpc(&action(None), "127.0.0.1", second).await,
+            Outcome::Failure("service unhealthy (responded with \"UNKNOWN\")".into())
+        );
+        assert_eq!(
+            grpc(&action(Some("cache")), "127.0.0.1", second).await,
+            Outcome::Failure(
+                "error: health rpc probe failed: rpc error: code = NotFound desc = unknown service"
+                    .into()
+            )
+        );
+        // Nothing listens: the dial is retried until the timeout runs out.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cport = closed.local_addr().unwrap().port();
+        drop(closed);
+        let started = std::time::Instant::now();
+        let refused = GRPCAction {
+            port: cport as i32,
+            service: None,
+        };
+        assert_eq!(
+            grpc(&refused, "127.0.0.1", second).await,
+            Outcome::Failure(format!(
+                "timeout: failed to connect service \"127.0.0.1:{cport}\" within 1s: context \
+                 deadline exceeded"
+            ))
+        );
+        assert!(started.elapsed() >= Duration::from_millis(900));
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_name_a_server_without_the_health_service() {
+        // An HTTP/2 server whose every method is unimplemented.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let svc =
+                hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "12")
+                        .header("grpc-message", "unknown service grpc.health.v1.Health")
+                        .body(http_body_util::Empty::<Bytes>::new())
+                });
+            let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                .await;
+        });
+        let action = GRPCAction {
+            port: port as i32,
+            service: None,
+        };
+        assert_eq!(
+            grpc(&action, "127.0.0.1", Duration::from_secs(1)).await,
+            Outcome::Failure(
+                "error: this server does not implement the grpc health protocol \
+                 (grpc.health.v1.Health): unknown service grpc.health.v1.Health"
+                    .into()
+            )
+        );
+        assert_eq!(grpc_message_decode("a%20b%25c"), "a b%c");
+        assert_eq!(go_seconds(Duration::from_secs(90)), "1m30s");
     }
 
     #[tokio::test(start_paused = true)]
