@@ -6,7 +6,7 @@
 //! terminal's size), port-forward,
 //! delete, CrashLoopBackOff, configMap/secret/emptyDir and the service account's projected
 //! token volume; init containers, env from ConfigMap/Secret/fieldRef/resourceFieldRef and
-//! envFrom, the downward API volume, a postStart hook, httpGet and tcpSocket probes;
+//! envFrom, the downward API volume, a postStart hook, httpGet, tcpSocket and grpc probes;
 //! securityContext (also privileged), hostNetwork, a hostPort, a memory-backed emptyDir and
 //! the resolv.conf of `--cluster-dns`; hostPath DirectoryOrCreate, a claim bound to a hostPath
 //! PersistentVolume, and a preStop hook; ErrImagePull, ImagePullBackOff and ErrImageNeverPull
@@ -1266,6 +1266,76 @@ fn init_containers_env_sources_downward_api_and_hooks_reach_the_container() {
     node.stop();
 }
 
+const GRPC_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: grpc-ready
+spec:
+  nodeName: NODE
+  hostNetwork: true
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: app
+    image: busybox:1.35
+    command: ["sleep", "3600"]
+    readinessProbe:
+      grpc:
+        port: GRPCPORT
+      periodSeconds: 1
+      failureThreshold: 1
+"#;
+
+/// A gRPC health service (grpc.health.v1.Health/Check over cleartext HTTP/2) on every address
+/// of the host, as an application on the host network runs one: it answers SERVING while
+/// `serving` is set and NOT_SERVING otherwise. It lives as long as the test process.
+fn grpc_health_server(serving: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::{Bytes, Frame};
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("bind the health server");
+    let port = listener.local_addr().expect("its address").port();
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let serving = serving.clone();
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let serving = serving.load(std::sync::atomic::Ordering::SeqCst);
+                        async move {
+                            let _ = req.into_body().collect().await;
+                            // HealthCheckResponse { status: SERVING (1) or NOT_SERVING (2) }.
+                            let status = if serving { 1 } else { 2 };
+                            let message = vec![0u8, 0, 0, 0, 2, 0x08, status];
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+                                Ok(Frame::data(Bytes::from(message))),
+                                Ok(Frame::trailers(trailers)),
+                            ];
+                            http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(StreamBody::new(futures::stream::iter(frames)))
+                        }
+                    });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+                );
+            }
+        });
+    });
+    port
+}
+
 const CONFINED_PODS: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -1460,6 +1530,33 @@ fn security_context_and_host_network_apply_to_the_containers() {
         || http_get(&format!("127.0.0.1:{mapped}")).filter(|p| p.contains("200 OK")),
     );
     assert!(page.contains("through the host port"), "{page}");
+
+    // A gRPC readiness probe on the host network: the application's health service (here a
+    // server of the test's on the host) decides whether the pod is Ready.
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let grpc_port = grpc_health_server(serving.clone());
+    node.apply(&k, &GRPC_POD.replace("GRPCPORT", &grpc_port.to_string()));
+    eventually(
+        "the gRPC-probed pod to be Ready",
+        Duration::from_secs(60),
+        || ready_column(&k, "grpc-ready").filter(|r| r == "1/1"),
+    );
+    serving.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually(
+        "the pod to turn unready when its health service says NOT_SERVING",
+        Duration::from_secs(30),
+        || ready_column(&k, "grpc-ready").filter(|r| r == "0/1"),
+    );
+    let describe = eventually("the probe failure event", Duration::from_secs(30), || {
+        Some(k.ok(&["describe", "pod", "grpc-ready"])).filter(|d| {
+            d.contains("Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")")
+        })
+    });
+    assert!(describe.contains("Unhealthy"), "{describe}");
+    serving.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually("the pod to be Ready again", Duration::from_secs(30), || {
+        ready_column(&k, "grpc-ready").filter(|r| r == "1/1")
+    });
 
     // Images that cannot be had: a registry on a closed loopback port (nothing leaves the
     // machine), and a missing image with pull policy Never.
