@@ -259,18 +259,6 @@ fn grpc_message_decode(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Go's `%v` of a probe timeout (whole seconds here): `1s`, `2m0s`.
-fn go_seconds(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else {
-        format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60)
-    }
-}
-
 /// How a gRPC health check call ended before a response message arrived.
 enum GrpcCallError {
     /// The call finished with a non-OK status.
@@ -380,7 +368,7 @@ pub async fn grpc(action: &GRPCAction, host: &str, timeout: Duration) -> Outcome
     let addr = join_host_port(host, action.port as u16);
     let service = action.service.clone().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + timeout;
-    let within = go_seconds(timeout);
+    let within = crate::kubelet::go_duration(timeout);
     // grpc-go waits a second before it redials a refused address.
     let tcp = loop {
         match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&addr)).await {
@@ -875,7 +863,6 @@ mod tests {
             )
         );
         assert_eq!(grpc_message_decode("a%20b%25c"), "a b%c");
-        assert_eq!(go_seconds(Duration::from_secs(90)), "1m30s");
     }
 
     #[tokio::test(start_paused = true)]
