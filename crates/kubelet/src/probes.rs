@@ -211,206 +211,127 @@ where
     sender.send_request(req).await.map_err(|e| e.to_string())
 }
 
-/// gRPC status code names, as grpc-go prints them in `rpc error: code = ...`.
-fn grpc_code_name(code: u32) -> String {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "Canceled",
-        "Unknown",
-        "InvalidArgument",
-        "DeadlineExceeded",
-        "NotFound",
-        "AlreadyExists",
-        "PermissionDenied",
-        "ResourceExhausted",
-        "FailedPrecondition",
-        "Aborted",
-        "OutOfRange",
-        "Unimplemented",
-        "Internal",
-        "Unavailable",
-        "DataLoss",
-        "Unauthenticated",
-    ];
-    NAMES
-        .get(code as usize)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|| format!("Code({code})"))
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
 }
 
-/// `grpc-message` is percent-encoded on the wire.
-fn grpc_message_decode(raw: &str) -> String {
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// `grpc.health.v1.HealthCheckResponse`: `status` is a `ServingStatus` (SERVING is 1).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
 }
 
-/// How a gRPC health check call ended before a response message arrived.
-enum GrpcCallError {
-    /// The call finished with a non-OK status.
-    Status(u32, String),
-    /// The connection broke during the call.
-    Transport(String),
-}
-
-/// One `grpc.health.v1.Health/Check` call on an HTTP/2 connection: the serving status the
-/// server answered with.
-async fn grpc_health_check<S>(io: S, addr: &str, service: &str) -> Result<u64, GrpcCallError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let transport = |e: hyper::Error| GrpcCallError::Transport(e.to_string());
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(io),
-    )
-    .await
-    .map_err(transport)?;
-    tokio::spawn(conn);
-    // HealthCheckRequest { string service = 1; }, in gRPC's length-prefixed framing.
-    let mut msg = Vec::new();
-    if !service.is_empty() {
-        msg.push(0x0a);
-        prost::encoding::encode_varint(service.len() as u64, &mut msg);
-        msg.extend_from_slice(service.as_bytes());
-    }
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&msg);
-    let req = http::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("user-agent", "kube-probe/1.33")
-        .body(http_body_util::Full::new(Bytes::from(framed)))
-        .map_err(|e| GrpcCallError::Transport(e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(transport)?;
-    let (parts, body) = resp.into_parts();
-    if !parts.status.is_success() {
-        // grpc-go's mapping of a non-gRPC HTTP answer.
-        let code = match parts.status.as_u16() {
-            400 => 13,
-            401 => 16,
-            403 => 7,
-            404 => 12,
-            429 | 502 | 503 | 504 => 14,
-            _ => 2,
-        };
-        return Err(GrpcCallError::Status(
-            code,
-            format!(
-                "unexpected HTTP status code received from server: {} ({})",
-                parts.status.as_u16(),
-                parts.status.canonical_reason().unwrap_or("")
-            ),
-        ));
-    }
-    let collected = body.collect().await.map_err(transport)?;
-    let trailers = collected.trailers().cloned();
-    let data = collected.to_bytes();
-    // The status comes in the trailers, or in the headers of a trailers-only answer.
-    let field = |name: &str| {
-        trailers
-            .as_ref()
-            .and_then(|t| t.get(name))
-            .or_else(|| parts.headers.get(name))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let code = match field("grpc-status") {
-        Some(c) => c.parse::<u32>().unwrap_or(2),
-        None => {
-            return Err(GrpcCallError::Status(
-                13,
-                "server closed the stream without sending trailers".into(),
-            ));
-        }
-    };
-    if code != 0 {
-        let message = grpc_message_decode(&field("grpc-message").unwrap_or_default());
-        return Err(GrpcCallError::Status(code, message));
-    }
-    // HealthCheckResponse { ServingStatus status = 1; } after the 5-byte message prefix; an
-    // empty message is UNKNOWN (0).
-    let mut rest = data.get(5..).unwrap_or_default();
-    let mut status = 0;
-    while !rest.is_empty() {
-        let Ok(key) = prost::encoding::decode_varint(&mut rest) else {
-            break;
-        };
-        let Ok(value) = prost::encoding::decode_varint(&mut rest) else {
-            break;
-        };
-        if key == 0x08 {
-            status = value;
-        }
-    }
-    Ok(status)
-}
-
-/// gRPC health checking (`grpc.health.v1.Health/Check`) over cleartext HTTP/2, as upstream's
-/// prober does it: the connection is retried until the timeout (grpc-go's blocking dial), the
-/// call must answer SERVING, and the failure texts are upstream's.
-pub async fn grpc(action: &GRPCAction, host: &str, timeout: Duration) -> Outcome {
-    let addr = join_host_port(host, action.port as u16);
-    let service = action.service.clone().unwrap_or_default();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let within = crate::kubelet::go_duration(timeout);
-    // grpc-go waits a second before it redials a refused address.
-    let tcp = loop {
-        match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&addr)).await {
-            Ok(Ok(tcp)) => break tcp,
+/// Dials `addr` until `deadline` as grpc-go's blocking dial does: a refused address is tried
+/// again a second later.
+async fn dial_until(
+    addr: &str,
+    deadline: tokio::time::Instant,
+) -> std::io::Result<tokio::net::TcpStream> {
+    loop {
+        match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => return Ok(tcp),
             Ok(Err(_)) if tokio::time::Instant::now() + Duration::from_secs(1) < deadline => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            _ => {
-                tokio::time::sleep_until(deadline).await;
-                return Outcome::Failure(format!(
-                    "timeout: failed to connect service {addr:?} within {within}: context \
-                     deadline exceeded"
-                ));
-            }
-        }
-    };
-    match tokio::time::timeout_at(deadline, grpc_health_check(tcp, &addr, &service)).await {
-        Err(_) | Ok(Err(GrpcCallError::Status(4, _))) => Outcome::Failure(format!(
-            "timeout: health rpc did not complete within {within}"
-        )),
-        Ok(Err(GrpcCallError::Status(12, message))) => Outcome::Failure(format!(
-            "error: this server does not implement the grpc health protocol \
-             (grpc.health.v1.Health): {message}"
-        )),
-        Ok(Err(GrpcCallError::Status(code, message))) => Outcome::Failure(format!(
-            "error: health rpc probe failed: rpc error: code = {} desc = {message}",
-            grpc_code_name(code)
-        )),
-        Ok(Err(GrpcCallError::Transport(e))) => Outcome::Failure(format!(
-            "error: health rpc probe failed: rpc error: code = Unavailable desc = {e}"
-        )),
-        Ok(Ok(1)) => Outcome::Success("service healthy".into()),
-        Ok(Ok(s)) => {
-            let name = match s {
-                0 => "UNKNOWN".to_string(),
-                2 => "NOT_SERVING".to_string(),
-                3 => "SERVICE_UNKNOWN".to_string(),
-                n => n.to_string(),
-            };
-            Outcome::Failure(format!("service unhealthy (responded with {name:?})"))
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
         }
     }
+}
+
+/// gRPC health checking (`grpc.health.v1.Health/Check`) over cleartext HTTP/2, as upstream's
+/// prober does it: the connection is retried until the timeout, the call must answer SERVING,
+/// and the failure texts are upstream's (status codes named as grpc-go prints them).
+pub async fn grpc(action: &GRPCAction, host: &str, timeout: Duration) -> Outcome {
+    let addr = join_host_port(host, action.port as u16);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let within = crate::kubelet::go_duration(timeout);
+    let dial = addr.clone();
+    let connector = tower::service_fn(move |_: http::Uri| {
+        let dial = dial.clone();
+        async move {
+            dial_until(&dial, deadline)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        }
+    });
+    let channel = match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .and_then(|e| e.user_agent("kube-probe/1.33"))
+    {
+        // The dial and the HTTP/2 handshake share the probe's time.
+        Ok(endpoint) => {
+            tokio::time::timeout_at(deadline, endpoint.connect_with_connector(connector))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+        Err(e) => {
+            return Outcome::Failure(format!("error: failed to connect service at {addr:?}: {e}"));
+        }
+    };
+    let Some(channel) = channel else {
+        // Any failure to connect is retried by grpc-go until the probe's time is up.
+        tokio::time::sleep_until(deadline).await;
+        return Outcome::Failure(format!(
+            "timeout: failed to connect service {addr:?} within {within}: context deadline \
+             exceeded"
+        ));
+    };
+    let mut client = tonic::client::Grpc::new(channel);
+    let call = async {
+        client
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        client
+            .unary(
+                tonic::Request::new(HealthCheckRequest {
+                    service: action.service.clone().unwrap_or_default(),
+                }),
+                http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
+                tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default(),
+            )
+            .await
+    };
+    let answer = tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("")));
+    let status = match answer {
+        Ok(response) => response.into_inner().status,
+        Err(s) => {
+            return Outcome::Failure(match s.code() {
+                tonic::Code::DeadlineExceeded => {
+                    format!("timeout: health rpc did not complete within {within}")
+                }
+                tonic::Code::Unimplemented => format!(
+                    "error: this server does not implement the grpc health protocol \
+                     (grpc.health.v1.Health): {}",
+                    s.message()
+                ),
+                code => format!(
+                    "error: health rpc probe failed: rpc error: code = {} desc = {}",
+                    // grpc-go spells this one code with one "l".
+                    match code {
+                        tonic::Code::Cancelled => "Canceled".to_string(),
+                        c => format!("{c:?}"),
+                    },
+                    s.message()
+                ),
+            });
+        }
+    };
+    let name = match status {
+        1 => return Outcome::Success("service healthy".into()),
+        0 => "UNKNOWN".to_string(),
+        2 => "NOT_SERVING".to_string(),
+        3 => "SERVICE_UNKNOWN".to_string(),
+        n => n.to_string(),
+    };
+    Outcome::Failure(format!("service unhealthy (responded with {name:?})"))
 }
 
 /// Runs a probe's handler once.
@@ -717,9 +638,10 @@ mod tests {
     /// cleartext HTTP/2): each service name has a serving status; a name it does not know
     /// answers NOT_FOUND "unknown service" as grpc-go's health server does, in a
     /// trailers-only response; any other method is UNIMPLEMENTED.
-    async fn health_server(statuses: Arc<Mutex<HashMap<String, u64>>>) -> u16 {
+    async fn health_server(statuses: Arc<Mutex<HashMap<String, i32>>>) -> u16 {
         use http_body_util::{Either, Empty, StreamBody};
         use hyper::body::Frame;
+        use prost::Message;
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -743,19 +665,14 @@ mod tests {
                                 return only_trailers("12", "unknown method");
                             }
                             let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let mut rest = &body[5..];
-                            let mut service = String::new();
-                            if !rest.is_empty() {
-                                assert_eq!(rest[0], 0x0a);
-                                rest = &rest[1..];
-                                let n = prost::encoding::decode_varint(&mut rest).unwrap() as usize;
-                                service = String::from_utf8(rest[..n].to_vec()).unwrap();
-                            }
+                            let service = HealthCheckRequest::decode(&body[5..]).unwrap().service;
                             let Some(status) = statuses.lock().get(&service).copied() else {
                                 return only_trailers("5", "unknown%20service");
                             };
-                            let mut msg = vec![0u8, 0, 0, 0, 2, 0x08];
-                            prost::encoding::encode_varint(status, &mut msg);
+                            let reply = HealthCheckResponse { status }.encode_to_vec();
+                            let mut msg = vec![0u8];
+                            msg.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                            msg.extend_from_slice(&reply);
                             let mut trailers = http::HeaderMap::new();
                             trailers.insert("grpc-status", "0".parse().unwrap());
                             let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
@@ -862,7 +779,6 @@ mod tests {
                     .into()
             )
         );
-        assert_eq!(grpc_message_decode("a%20b%25c"), "a b%c");
     }
 
     #[tokio::test(start_paused = true)]

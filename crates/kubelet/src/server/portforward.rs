@@ -219,7 +219,7 @@ async fn forward_spdy(t: Arc<Target>, port: u16, data: spdy::Stream, err: spdy::
 
 /// The channel protocol: every requested port connected once for the session.
 async fn websocket_session(target: Arc<Target>, ws: ws::Ws, ports: Vec<u16>) {
-    let (mut sink, mut stream) = ws.split();
+    let (mut sink, stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<(u8, Bytes)>(64);
     let writer = tokio::spawn(async move {
         while let Some((ch, data)) = out_rx.recv().await {
@@ -275,15 +275,8 @@ async fn websocket_session(target: Arc<Target>, ws: ws::Ws, ports: Vec<u16>) {
     }
     drop(out_tx);
     let reader = tokio::spawn(async move {
-        while let Some(Ok(msg)) = stream.next().await {
-            let data = match msg {
-                Message::Binary(b) => b,
-                // Clients may send a channel's data as text (the Python client does for
-                // str data): the frame's bytes are read the same way, as upstream does.
-                Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
-                Message::Close(_) => break,
-                _ => continue,
-            };
+        let mut incoming = std::pin::pin!(ws::incoming_data(stream));
+        while let Some(data) = incoming.next().await {
             if data.is_empty() || data[0] % 2 == 1 {
                 continue;
             }

@@ -298,7 +298,7 @@ impl Runner {
 
     /// The WebSocket side: channels in binary messages.
     async fn websocket(self, ws: ws::Ws, v5: bool) {
-        let (mut sink, mut stream) = ws.split();
+        let (mut sink, stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::channel::<(u8, Bytes)>(32);
         let writer = tokio::spawn(async move {
             while let Some((ch, data)) = out_rx.recv().await {
@@ -341,15 +341,8 @@ impl Runner {
         }
         let reader = tokio::spawn(async move {
             let mut stdin = Some(stdin_tx);
-            while let Some(Ok(msg)) = stream.next().await {
-                let data = match msg {
-                    Message::Binary(b) => b,
-                    // Clients may send a channel's data as text (the Python client does for
-                    // str data): the frame's bytes are read the same way, as upstream does.
-                    Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
+            let mut incoming = std::pin::pin!(ws::incoming_data(stream));
+            while let Some(data) = incoming.next().await {
                 if data.is_empty() {
                     continue;
                 }

@@ -51,19 +51,34 @@ pub async fn upgraded(on: hyper::upgrade::OnUpgrade) -> Option<Ws> {
     Some(WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await)
 }
 
+/// The data of a client's messages until it closes the WebSocket or the connection fails:
+/// binary and text messages alike (clients may send a channel's data as text, as the Python
+/// client does for str data, and upstream reads both the same way); control messages skipped.
+pub fn incoming_data(
+    stream: futures::stream::SplitStream<Ws>,
+) -> impl futures::Stream<Item = Bytes> {
+    stream
+        .take_while(|m| std::future::ready(matches!(m, Ok(m) if !m.is_close())))
+        .filter_map(|m| {
+            std::future::ready(match m {
+                Ok(Message::Binary(b)) => Some(b),
+                Ok(Message::Text(t)) => Some(Bytes::copy_from_slice(t.as_bytes())),
+                _ => None,
+            })
+        })
+}
+
 /// Bridges a WebSocket's binary messages to a byte stream: what is written to the returned end
 /// goes out as binary messages, what arrives comes out of it.
 pub fn tunnel(ws: Ws) -> DuplexStream {
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
-    let (mut sink, mut stream) = ws.split();
+    let (mut sink, stream) = ws.split();
     let (mut r, mut w) = tokio::io::split(theirs);
     tokio::spawn(async move {
-        while let Some(Ok(msg)) = stream.next().await {
-            match msg {
-                Message::Binary(b) if w.write_all(&b).await.is_err() => break,
-                Message::Text(t) if w.write_all(t.as_bytes()).await.is_err() => break,
-                Message::Close(_) => break,
-                _ => {}
+        let mut incoming = std::pin::pin!(incoming_data(stream));
+        while let Some(b) = incoming.next().await {
+            if w.write_all(&b).await.is_err() {
+                break;
             }
         }
         let _ = w.shutdown().await;
